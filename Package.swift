@@ -1,0 +1,84 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "tttd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tttd", targets: ["tttd"]),
+        .executable(name: "tttctl", targets: ["tttctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
+        .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
+                       providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "CShims", path: "Sources/CShims"),
+
+        // Domain: value types and rules shared by everything (usernames, roles, accounts).
+        .target(name: "TTTDomain", swiftSettings: strict),
+        // Configuration: YAML file + TTTD_* environment + credentials directory, validated.
+        .target(name: "TTTConfig", dependencies: [
+            "TTTDomain",
+            .product(name: "Configuration", package: "swift-configuration"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "Yams", package: "Yams"),
+        ], swiftSettings: strict),
+        // Store: PostgreSQL (pooled), embedded migrations, repositories.
+        .target(name: "TTTStore", dependencies: [
+            "TTTDomain",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // Control protocol: JSON-RPC 2.0 messages shared by the server and tttctl.
+        .target(name: "TTTControl", dependencies: [
+            "TTTDomain",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
+        // systemd: readiness/status/watchdog notifications and the journald log handler.
+        .target(name: "TTTSystemd", dependencies: [
+            "CSystemd",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // The daemon: services wired by tttd's main (control server, status, watchdog).
+        .target(name: "TTTDaemon", dependencies: [
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "CShims",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+
+        .executableTarget(name: "tttd", dependencies: [
+            "TTTDaemon", "TTTConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "tttctl", dependencies: [
+            "TTTControl", "TTTDomain",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+
+        .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
+        .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
+        .testTarget(name: "TTTControlTests", dependencies: ["TTTControl"]),
+        .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
+        // End to end: the real tttd and tttctl processes, a real PostgreSQL, real sockets.
+        .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

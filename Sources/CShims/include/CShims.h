@@ -1,0 +1,27 @@
+#ifndef TTT_CSHIMS_H
+#define TTT_CSHIMS_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+/// Mirror of Linux's `struct ucred`, which Glibc only declares under _GNU_SOURCE.
+typedef struct ttt_ucred {
+    int32_t pid;
+    uint32_t uid;
+    uint32_t gid;
+} ttt_ucred;
+
+/// SO_PEERCRED's value on Linux (asm-generic).
+extern const int ttt_so_peercred;
+
+/// Fills `groups` with the user's primary and supplementary group ids, as /etc/group says now.
+/// Returns the number of groups, or -1 when the uid has no passwd entry or the buffer is too small.
+int ttt_user_groups(uint32_t uid, uint32_t *groups, int capacity);
+
+/// The gid of a group name, or -1 when there is no such group.
+int64_t ttt_group_id(const char *name);
+
+/// The user name of a uid into `buffer`; 0 on success, -1 when unknown.
+int ttt_user_name(uint32_t uid, char *buffer, size_t capacity);
+
+#endif

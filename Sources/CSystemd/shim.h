@@ -1,0 +1,3 @@
+#include <systemd/sd-daemon.h>
+#define SD_JOURNAL_SUPPRESS_LOCATION 1
+#include <systemd/sd-journal.h>

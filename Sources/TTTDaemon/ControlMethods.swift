@@ -1,0 +1,160 @@
+import Foundation
+import Logging
+import TTTControl
+import TTTDomain
+import TTTStore
+
+/// The implementation of each control method. The daemon owns the state; tttctl only asks.
+struct ControlMethods: Sendable {
+    let store: Store
+    let status: StatusBoard
+    let roles: RoleResolver
+    let logger: Logger
+
+    func call(_ method: ControlMethod, params data: Data, decoder: JSONDecoder, peer: Peer, role: Role,
+              encoder: JSONEncoder, id: RPCID) async throws -> Data {
+        switch method {
+        case .status:
+            return try encode(await statusResult(role: role), id: id, encoder: encoder)
+        case .accountsAdd:
+            let params = try decode(AccountsAddParams.self, data, decoder)
+            return try encode(try await addAccounts(params, peer: peer), id: id, encoder: encoder)
+        case .accountsRemove:
+            let params = try decode(AccountsRemoveParams.self, data, decoder)
+            return try encode(try await removeAccounts(params, peer: peer), id: id, encoder: encoder)
+        case .accountsList:
+            let params = try decodeOptional(AccountsListParams.self, data, decoder) ?? AccountsListParams()
+            let accounts = try await storeCall { try await store.listAccounts(label: params.label) }
+            return try encode(accounts.map(AccountInfo.init), id: id, encoder: encoder)
+        case .accountsImport:
+            let params = try decode(AccountsImportParams.self, data, decoder)
+            return try encode(try await importAccounts(params, peer: peer), id: id, encoder: encoder)
+        }
+    }
+
+    // MARK: Methods
+
+    private func statusResult(role: Role) async -> StatusResult {
+        let snapshot = await status.snapshot()
+        return StatusResult(
+            version: TTTVersion.current, uptimeS: snapshot.uptime, accounts: snapshot.accounts,
+            livesActive: snapshot.livesActive, pipelinesActive: snapshot.pipelinesActive,
+            database: snapshot.database, role: role)
+    }
+
+    private func addAccounts(_ params: AccountsAddParams, peer: Peer) async throws -> AccountsAddResult {
+        guard !params.usernames.isEmpty else { throw ControlError(.invalidParams, "no username given") }
+        let labels = try validLabels(params.labels)
+        var names = [Username]()
+        var problems = [String]()
+        for raw in params.usernames {
+            do { names.append(try Username(validating: raw)) } catch { problems.append(error.description) }
+        }
+        // Bad input changes nothing: one bad name refuses the whole request.
+        if !problems.isEmpty {
+            throw ControlError(.invalidUsername, problems.count == 1 ? problems[0] : "\(problems.count) invalid usernames: \(problems.joined(separator: "; "))", problems: problems)
+        }
+        let result = try await storeCall { try await store.addAccounts(names, labels: labels, by: peer.name) }
+        if !result.added.isEmpty {
+            logger.notice("accounts added", metadata: [
+                "account": "\(result.added.map(\.value).joined(separator: ","))", "by": "\(peer.name)"])
+        }
+        await status.accountsChanged()
+        return AccountsAddResult(added: result.added.map(\.value), existing: result.existing.map(\.value))
+    }
+
+    private func removeAccounts(_ params: AccountsRemoveParams, peer: Peer) async throws -> AccountsRemoveResult {
+        guard !params.usernames.isEmpty else { throw ControlError(.invalidParams, "no username given") }
+        var names = [Username]()
+        for raw in params.usernames {
+            do { names.append(try Username(validating: raw)) } catch {
+                throw ControlError(.invalidUsername, error.description)
+            }
+        }
+        let removed = try await storeCall { try await store.removeAccounts(names, by: peer.name) }
+        logger.notice("accounts removed", metadata: [
+            "account": "\(removed.map(\.value).joined(separator: ","))", "by": "\(peer.name)"])
+        await status.accountsChanged()
+        return AccountsRemoveResult(removed: removed.map(\.value))
+    }
+
+    private func importAccounts(_ params: AccountsImportParams, peer: Peer) async throws -> AccountsImportResult {
+        let labels = try validLabels(params.labels)
+        var names = [Username]()
+        var rejected = [ImportProblem]()
+        for (offset, line) in params.lines.enumerated() where AccountsImportParams.meaningful(Substring(line)) {
+            do { names.append(try Username(validating: line)) } catch {
+                rejected.append(ImportProblem(line: params.firstLine + offset, text: String(line.prefix(100)), message: error.description))
+            }
+        }
+        guard !names.isEmpty else { return AccountsImportResult(added: [], existing: [], rejected: rejected) }
+        // The good lines go in together, in one transaction, whatever the bad ones were.
+        let result = try await storeCall { try await store.addAccounts(names, labels: labels, by: peer.name) }
+        logger.notice("accounts imported", metadata: [
+            "added": "\(result.added.count)", "existing": "\(result.existing.count)", "rejected": "\(rejected.count)", "by": "\(peer.name)"])
+        await status.accountsChanged()
+        return AccountsImportResult(added: result.added.map(\.value), existing: result.existing.map(\.value), rejected: rejected)
+    }
+
+    // MARK: Helpers
+
+    private func validLabels(_ labels: [String]) throws -> [String] {
+        var clean = [String]()
+        for label in labels {
+            if let problem = Label.validate(label) { throw ControlError(.invalidLabel, problem) }
+            clean.append(label.trimmingCharacters(in: .whitespaces))
+        }
+        return Array(Set(clean)).sorted()
+    }
+
+    /// Store errors become protocol errors with their stable codes.
+    private func storeCall<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch let error as StoreError {
+            switch error {
+            case .unavailable(let reason):
+                await status.databaseFailed(reason)
+                throw ControlError(.databaseUnavailable, "the database is unavailable (\(reason)); try again when it is back")
+            case .accountsNotFound(let names):
+                throw ControlError(.notFound, names.count == 1 ? "@\(names[0]) is not watched" : "not watched: \(names.map { "@" + $0 }.joined(separator: ", ")); nothing was removed", problems: names)
+            case .schemaTooNew, .failed:
+                logger.error("database error", metadata: ["error": "\(error)"])
+                throw ControlError(.internalError, error.description)
+            }
+        }
+    }
+
+    private func decode<P: Decodable>(_ type: P.Type, _ data: Data, _ decoder: JSONDecoder) throws -> P {
+        guard let params = try decodeOptional(type, data, decoder) else {
+            throw ControlError(.invalidParams, "missing \"params\"")
+        }
+        return params
+    }
+
+    private func decodeOptional<P: Decodable>(_ type: P.Type, _ data: Data, _ decoder: JSONDecoder) throws -> P? {
+        do { return try decoder.decode(RPCParams<P>.self, from: data).params } catch {
+            throw ControlError(.invalidParams, "invalid params: \(Self.describe(error))")
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        guard let decoding = error as? DecodingError else { return "\(error)" }
+        switch decoding {
+        case .keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+        case .typeMismatch(let type, let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) should be \(type)"
+        case .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
+        @unknown default: return "\(decoding)"
+        }
+    }
+
+    private func encode<R: Encodable>(_ result: R, id: RPCID, encoder: JSONEncoder) throws -> Data {
+        var data = try encoder.encode(RPCSuccess(id: id, result: result))
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+}
+
+public enum TTTVersion {
+    public static let current = "0.1.0"
+}

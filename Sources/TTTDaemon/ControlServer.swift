@@ -1,0 +1,137 @@
+import CShims
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import TTTControl
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum ControlServerError: Error, CustomStringConvertible {
+    case anotherDaemon(String)
+    case notASocket(String)
+    case cannotPrepare(String, String)
+
+    var description: String {
+        switch self {
+        case .anotherDaemon(let path): return "another tttd is already listening on \(path); stop it first (or set control.socket)"
+        case .notASocket(let path): return "\(path) exists and is not a socket; remove it or set control.socket"
+        case let .cannotPrepare(path, reason): return "cannot create the control socket \(path): \(reason)"
+        }
+    }
+}
+
+/// The Unix-socket server: newline-delimited JSON-RPC, one task per connection, the peer's role from
+/// SO_PEERCRED. Connections end when the client leaves or when tttd shuts down gracefully.
+struct ControlServer: Sendable {
+    typealias Connection = NIOAsyncChannel<RequestFrame, ByteBuffer>
+
+    let path: String
+    let viewerGroup: @Sendable () -> UInt32?
+    let methods: ControlMethods
+    let logger: Logger
+    /// Connections beyond this are closed at once, so a flood of clients cannot exhaust descriptors.
+    let maxConnections = 512
+
+    /// Refuses to start when another daemon answers on the path; removes a stale socket file.
+    static func claim(path: String) throws(ControlServerError) {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else { throw .notASocket(path) }
+        do {
+            _ = try ControlClient(path: path)
+            throw ControlServerError.anotherDaemon(path)
+        } catch let error as ControlServerError {
+            throw error
+        } catch {
+            // Nobody listens: a socket file left by a tttd that died.
+            if unlink(path) != 0 && errno != ENOENT {
+                throw .cannotPrepare(path, String(cString: strerror(errno)))
+            }
+        }
+    }
+
+    func bind() async throws -> NIOAsyncChannel<(Connection, ttt_ucred), Never> {
+        try Self.claim(path: path)
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty { try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true) }
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 256)
+            .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: false) { (channel: any Channel) -> EventLoopFuture<(Connection, ttt_ucred)> in
+                guard let provider = channel as? any SocketOptionProvider else {
+                    return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+                }
+                return provider.unsafeGetSocketOption(
+                    level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(ttt_so_peercred)
+                ).flatMapThrowing { (credentials: ttt_ucred) in
+                    try channel.pipeline.syncOperations.addHandler(
+                        ByteToMessageHandler(LineFrameDecoder(maxLength: RPC.maxRequestBytes)))
+                    let connection = try Connection(wrappingChannelSynchronously: channel)
+                    return (connection, credentials)
+                }
+            }
+        // Mode 0660, group = viewers: the file system lets only tttd's users in; the roles decide the rest.
+        if let gid = viewerGroup(), chown(path, uid_t(bitPattern: -1), gid) != 0 {
+            logger.warning("cannot give the control socket to the viewer group", metadata: ["error": "\(String(cString: strerror(errno)))"])
+        }
+        chmod(path, 0o660)
+        return server
+    }
+
+    func serve(_ server: NIOAsyncChannel<(Connection, ttt_ucred), Never>) async throws {
+        let open = ConnectionCounter()
+        try await withThrowingDiscardingTaskGroup { group in
+            try await server.executeThenClose { inbound in
+                for try await (connection, credentials) in inbound.cancelOnGracefulShutdown() {
+                    guard open.enter(limit: maxConnections) else {
+                        logger.warning("too many control connections; closing a new one", metadata: ["limit": "\(maxConnections)"])
+                        try? await connection.channel.close()
+                        continue
+                    }
+                    group.addTask {
+                        defer { open.leave() }
+                        await handle(connection, credentials: credentials)
+                    }
+                }
+            }
+        }
+        unlink(path)
+    }
+
+    private func handle(_ connection: Connection, credentials: ttt_ucred) async {
+        let peer = methods.roles.peer(from: credentials)
+        var logger = self.logger
+        logger[metadataKey: "peer"] = "\(peer)"
+        let dispatcher = RequestDispatcher(methods: methods, peer: peer, logger: logger)
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                for try await frame in inbound.cancelOnGracefulShutdown() {
+                    if let reply = await dispatcher.reply(to: frame) {
+                        try await outbound.write(ByteBuffer(data: reply))
+                    }
+                }
+            }
+        } catch {
+            logger.debug("control connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+import Synchronization
+
+final class ConnectionCounter: Sendable {
+    private let count = Mutex(0)
+
+    func enter(limit: Int) -> Bool {
+        count.withLock { count in
+            guard count < limit else { return false }
+            count += 1
+            return true
+        }
+    }
+
+    func leave() { count.withLock { $0 -= 1 } }
+}

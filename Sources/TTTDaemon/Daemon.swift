@@ -1,0 +1,182 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+import TTTConfig
+import TTTStore
+import TTTSystemd
+import UnixSignals
+
+/// tttd's own service: waits for the database and migrates it, opens the control socket, tells systemd
+/// it is ready, then keeps the status, the watchdog and SIGHUP reloads going until a graceful shutdown.
+public struct DaemonService: Service, CustomStringConvertible {
+    public var description: String { "tttd" }
+
+    let configPath: String
+    let settings: Settings
+    let store: Store
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let logLevel: SharedLogLevel
+
+    /// The part of the configuration that SIGHUP may change, shared with the running parts.
+    final class Settings: Sendable {
+        let current: Mutex<TTTConfiguration>
+        init(_ configuration: TTTConfiguration) { current = Mutex(configuration) }
+        var value: TTTConfiguration { current.withLock { $0 } }
+    }
+
+    public init(configPath: String, configuration: TTTConfiguration, store: Store, notifier: SystemdNotifier,
+                logLevel: SharedLogLevel, logger: Logger) {
+        self.configPath = configPath
+        self.settings = Settings(configuration)
+        self.store = store
+        self.notifier = notifier
+        self.logLevel = logLevel
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let configuration = settings.value
+        let status = StatusBoard(store: store, notifier: notifier, logger: logger)
+        let roles = RoleResolver(adminGroup: configuration.control.adminGroup, viewerGroup: configuration.control.viewerGroup)
+        warnAboutMissingGroups(roles.current)
+
+        try await withGracefulShutdownHandler {
+            guard try await prepareDatabase(status: status) else { return }
+            let server = ControlServer(
+                path: configuration.control.socket, viewerGroup: { roles.current.viewer },
+                methods: ControlMethods(store: store, status: status, roles: roles, logger: logger), logger: logger)
+            let channel = try await server.bind()
+            await status.refresh()
+            notifier.ready(status: await status.statusLine)
+            logger.notice("tttd ready", metadata: [
+                "socket": "\(configuration.control.socket)", "version": "\(TTTVersion.current)",
+                "schema": "\(Store.schemaVersion)"])
+
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve(channel) }
+                group.addTask { await refreshStatus(status) }
+                if let interval = SystemdNotifier.watchdogInterval() {
+                    group.addTask { await pingWatchdog(every: interval, status: status) }
+                }
+                group.addTask { await reloadOnHangup(roles: roles) }
+            }
+            logger.notice("tttd stopped")
+        } onGracefulShutdown: {
+            notifier.stopping(status: "stopping")
+            logger.notice("stopping")
+        }
+    }
+
+    /// Migrates, retrying with backoff while the database is away. Returns false on shutdown; throws
+    /// when retrying cannot help (a schema newer than this binary).
+    private func prepareDatabase(status: StatusBoard) async throws -> Bool {
+        var delay = Duration.seconds(1)
+        var attempt = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            attempt += 1
+            do {
+                let applied = try await store.migrate()
+                if !applied.isEmpty {
+                    logger.notice("database schema migrated", metadata: ["versions": "\(applied.map(String.init).joined(separator: ","))"])
+                }
+                return true
+            } catch {
+                if case .schemaTooNew = error { throw error }
+                let reason = "\(error)"
+                logger.error("waiting for the database", metadata: [
+                    "reason": "\(reason)", "attempt": "\(attempt)", "retry_in": "\(delay)"])
+                notifier.status("waiting for the database (\(reason)); retry \(attempt) in \(delay)")
+                // systemd would otherwise kill a start that takes longer than TimeoutStartSec.
+                notifier.extendTimeout(seconds: Int(delay.seconds) + 30)
+                let wait = delay
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+        return false
+    }
+
+    private func refreshStatus(_ status: StatusBoard) async {
+        while !Task.isShuttingDownGracefully {
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) } } catch { return }
+            await status.refresh()
+        }
+    }
+
+    /// Pings only while the event loops answer and the status loop (whose database calls have deadlines)
+    /// keeps completing. A database outage alone does not stop the pings: restarting tttd would not help it.
+    private func pingWatchdog(every interval: Duration, status: StatusBoard) async {
+        let loops = MultiThreadedEventLoopGroup.singleton
+        while !Task.isShuttingDownGracefully {
+            var healthy = await status.lastRefresh.duration(to: .now) < .seconds(30)
+            for loop in loops.makeIterator() where healthy {
+                healthy = await eventLoopAnswers(loop, within: .seconds(2))
+            }
+            if healthy { notifier.watchdog() } else { logger.warning("watchdog: a part of tttd is stuck; not pinging systemd") }
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
+        }
+    }
+
+    private func eventLoopAnswers(_ loop: any EventLoop, within limit: Duration) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await loop.submit { true }.get()) ?? false }
+            group.addTask { try? await Task.sleep(for: limit); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+    }
+
+    /// SIGHUP re-reads the configuration file, applies what can change while running, and says
+    /// what changed and what waits for a restart.
+    private func reloadOnHangup(roles: RoleResolver) async {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            notifier.reloading(status: "reloading the configuration")
+            do {
+                let new = try await ConfigLoader.load(path: configPath)
+                let old = settings.value
+                let changes = old.changes(to: new)
+                var applied = old
+                apply(reloadable: new, to: &applied)
+                settings.current.withLock { $0 = applied }
+                roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
+                logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
+                if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
+                    logger.notice("configuration reloaded: nothing changed")
+                } else {
+                    logger.notice("configuration reloaded", metadata: [
+                        "changed": "\(changes.reloadable.joined(separator: ","))",
+                        "needs_restart": "\(changes.needRestart.joined(separator: ","))"])
+                }
+                if !changes.needRestart.isEmpty {
+                    logger.warning("these settings change only after a restart: \(changes.needRestart.joined(separator: ", "))")
+                }
+            } catch {
+                logger.error("configuration not reloaded: \(error.problems.map(\.description).joined(separator: "; "))")
+            }
+            notifier.ready(status: "configuration reloaded")
+        }
+    }
+
+    /// Everything except what needs a restart (database, control socket, metrics listener).
+    private func apply(reloadable new: TTTConfiguration, to current: inout TTTConfiguration) {
+        let keep = (current.database, current.control.socket, current.metrics)
+        current = new
+        current.database = keep.0
+        current.control.socket = keep.1
+        current.metrics = keep.2
+    }
+
+    private func warnAboutMissingGroups(_ groups: RoleResolver.Groups) {
+        if groups.admin == nil {
+            logger.warning("admin group \(groups.adminName) does not exist: only root can change things")
+        }
+        if groups.viewer == nil {
+            logger.warning("viewer group \(groups.viewerName) does not exist: the control socket stays with tttd's own group")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import Logging
+import NIOCore
+import TTTControl
+import TTTDomain
+import TTTStore
+
+/// Turns one request line into one reply line. One per connection (it holds that connection's coders).
+/// Every failure becomes a JSON-RPC error with a stable code; nothing a client sends can stop the loop.
+struct RequestDispatcher {
+    let methods: ControlMethods
+    let peer: Peer
+    let logger: Logger
+    private let encoder = RPC.makeEncoder()
+    private let decoder = RPC.makeDecoder()
+
+    init(methods: ControlMethods, peer: Peer, logger: Logger) {
+        self.methods = methods
+        self.peer = peer
+        self.logger = logger
+    }
+
+    /// The reply to send, or nil for a JSON-RPC notification (a request without an id).
+    func reply(to frame: RequestFrame) async -> Data? {
+        guard case .line(let buffer) = frame else {
+            return failure(.null, ControlError(.requestTooLarge, "request larger than \(RPC.maxRequestBytes / 1024) KiB"))
+        }
+        let data = Data(buffer.readableBytesView)
+        if data.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return nil }
+        let envelope: RPCEnvelope
+        do { envelope = try decoder.decode(RPCEnvelope.self, from: data) } catch {
+            return failure(.null, ControlError(.parseError, "not a JSON-RPC request: \(Self.reason(error))"))
+        }
+        let id = envelope.id ?? .null
+        guard envelope.jsonrpc == "2.0", let name = envelope.method else {
+            return failure(id, ControlError(.invalidRequest, "a request needs \"jsonrpc\": \"2.0\" and a \"method\""))
+        }
+        guard let method = ControlMethod(rawValue: name) else {
+            return failure(id, ControlError(.methodNotFound, "unknown method \"\(name.prefix(64))\""))
+        }
+        guard let role = peer.role else {
+            let groups = methods.roles.current
+            return failure(id, ControlError(.forbidden,
+                "\(peer.name) is not allowed to use tttd: join group \(groups.viewerName) (read) or \(groups.adminName) (change)"))
+        }
+        guard role >= method.requiredRole else {
+            return failure(id, ControlError(.forbidden,
+                "\(method.rawValue) needs the admin role: \(peer.name) is a viewer (admins are in group \(methods.roles.current.adminName))"))
+        }
+        let isNotification = envelope.id == nil
+        do {
+            let result = try await methods.call(method, params: data, decoder: decoder, peer: peer, role: role, encoder: encoder, id: id)
+            return isNotification ? nil : result
+        } catch let error as ControlError {
+            return isNotification ? nil : failure(id, error)
+        } catch {
+            logger.error("control request failed", metadata: ["method": "\(name)", "error": "\(error)"])
+            return isNotification ? nil : failure(id, ControlError(.internalError, "internal error: \(error)"))
+        }
+    }
+
+    private func failure(_ id: RPCID, _ error: ControlError) -> Data {
+        // Encoding an error of plain strings cannot fail.
+        var data = (try? encoder.encode(RPCFailure(id: id, error: error))) ?? Data()
+        data.append(UInt8(ascii: "\n"))
+        return data
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let decoding = error as? DecodingError {
+            switch decoding {
+            case .dataCorrupted(let context): return context.underlyingError.map { "\($0)" } ?? context.debugDescription
+            case .keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
+            case .typeMismatch(_, let context), .valueNotFound(_, let context): return context.debugDescription
+            @unknown default: return "\(decoding)"
+            }
+        }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Logging
+import TTTStore
+import TTTSystemd
+
+/// What `tttctl status` and systemd's STATUS= show, kept in memory so that `status` costs no query.
+/// Refreshed from the database every few seconds and right after a change made through the socket.
+actor StatusBoard {
+    struct Snapshot: Sendable {
+        var uptime: Double
+        var accounts: Int
+        var livesActive: Int
+        var pipelinesActive: Int
+        var database: String
+    }
+
+    private let store: Store
+    private let notifier: SystemdNotifier
+    private let logger: Logger
+    private let startedAt = ContinuousClock.now
+    private var counts = Store.Counts(accounts: 0, livesActive: 0)
+    private var databaseState = "starting"
+    private var lastStatusLine = ""
+    /// When the last refresh finished, whatever its outcome: the watchdog's sign that this loop is alive.
+    private(set) var lastRefresh = ContinuousClock.now
+
+    init(store: Store, notifier: SystemdNotifier, logger: Logger) {
+        self.store = store
+        self.notifier = notifier
+        self.logger = logger
+    }
+
+    func snapshot() -> Snapshot {
+        Snapshot(uptime: (ContinuousClock.now - startedAt).seconds, accounts: counts.accounts,
+                 livesActive: counts.livesActive, pipelinesActive: 0, database: databaseState)
+    }
+
+    var statusLine: String {
+        let base = "\(counts.accounts) accounts, \(counts.livesActive) lives, 0 pipelines"
+        return databaseState == "ok" ? base : "\(base); database \(databaseState)"
+    }
+
+    func setDatabaseState(_ state: String) {
+        if state != databaseState {
+            if state == "ok" && databaseState != "starting" { logger.notice("database reachable again") }
+            else if databaseState == "ok" { logger.error("database unavailable", metadata: ["reason": "\(state)"]) }
+        }
+        databaseState = state
+        publish()
+    }
+
+    func databaseFailed(_ reason: String) { setDatabaseState("unavailable: \(reason)") }
+
+    /// Re-reads the counts; a failure marks the database unavailable instead of throwing.
+    func refresh() async {
+        do {
+            counts = try await store.counts()
+            setDatabaseState("ok")
+        } catch {
+            if case .unavailable(let reason) = error { setDatabaseState("unavailable: \(reason)") }
+            else { setDatabaseState("error: \(error)") }
+        }
+        lastRefresh = .now
+    }
+
+    func accountsChanged() async { await refresh() }
+
+    /// Sends STATUS= only when the line changed.
+    func publish() {
+        let line = statusLine
+        guard line != lastStatusLine else { return }
+        lastStatusLine = line
+        notifier.status(line)
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import PostgresNIO
+import TTTDomain
+
+extension Store {
+    public struct Counts: Sendable, Equatable {
+        public var accounts: Int
+        public var livesActive: Int
+
+        public init(accounts: Int, livesActive: Int) {
+            self.accounts = accounts
+            self.livesActive = livesActive
+        }
+    }
+
+    public func counts() async throws(StoreError) -> Counts {
+        try await run("counts") { client in
+            let rows = try await client.query("""
+                SELECT (SELECT count(*) FROM accounts)::int8, (SELECT count(*) FROM lives WHERE status = 'live')::int8
+                """)
+            for try await (accounts, lives) in rows.decode((Int64, Int64).self) {
+                return Counts(accounts: Int(accounts), livesActive: Int(lives))
+            }
+            return Counts(accounts: 0, livesActive: 0)
+        }
+    }
+
+    /// Adds the accounts (labels are merged into those already watched); the `account_added` events
+    /// commit with them. Returns which were new and which were already there.
+    public func addAccounts(_ usernames: [Username], labels: [String], by actor: String) async throws(StoreError)
+        -> (added: [Username], existing: [Username])
+    {
+        var seen = Set<Username>()
+        let names = usernames.filter { seen.insert($0).inserted }.map(\.value)
+        let rows = try await transaction("accounts.add") { connection -> [(String, Bool)] in
+            let result = try await connection.query("""
+                WITH upserted AS (
+                    INSERT INTO accounts (username, labels, added_by)
+                    SELECT u, \(labels)::text[], \(actor) FROM unnest(\(names)::text[]) AS u
+                    ON CONFLICT (username) DO UPDATE
+                        SET labels = ARRAY(SELECT DISTINCT l FROM unnest(accounts.labels || EXCLUDED.labels) AS l ORDER BY l)
+                    RETURNING username, (xmax = 0) AS inserted
+                ), logged AS (
+                    INSERT INTO events (type, username, payload)
+                    SELECT 'account_added', username,
+                           jsonb_build_object('username', username, 'by', \(actor)::text, 'labels', \(labels)::text[])
+                    FROM upserted WHERE inserted
+                )
+                SELECT username, inserted FROM upserted
+                """, logger: self.logger)
+            var rows = [(String, Bool)]()
+            for try await row in result.decode((String, Bool).self) { rows.append(row) }
+            return rows
+        }
+        let added = rows.filter(\.1).map { Username(trusted: $0.0) }.sorted()
+        let existing = rows.filter { !$0.1 }.map { Username(trusted: $0.0) }.sorted()
+        return (added, existing)
+    }
+
+    /// Removes accounts, all or none: if one is not watched, nothing changes. Their lives stay in the history.
+    public func removeAccounts(_ usernames: [Username], by actor: String) async throws(StoreError) -> [Username] {
+        let names = Array(Set(usernames.map(\.value))).sorted()
+        let removed = try await transaction("accounts.remove") { connection -> [String] in
+            var present = Set<String>()
+            for try await name in try await connection.query(
+                "SELECT username FROM accounts WHERE username = ANY(\(names)::text[]) FOR UPDATE", logger: self.logger
+            ).decode(String.self) {
+                present.insert(name)
+            }
+            let missing = names.filter { !present.contains($0) }
+            if !missing.isEmpty { throw StoreError.accountsNotFound(missing) }
+            try await connection.query("""
+                WITH removed AS (DELETE FROM accounts WHERE username = ANY(\(names)::text[]) RETURNING username)
+                INSERT INTO events (type, username, payload)
+                SELECT 'account_removed', username, jsonb_build_object('username', username, 'by', \(actor)::text)
+                FROM removed
+                """, logger: self.logger)
+            return names
+        }
+        return removed.map { Username(trusted: $0) }
+    }
+
+    public func listAccounts(label: String? = nil) async throws(StoreError) -> [Account] {
+        try await run("accounts.list") { client in
+            let rows = try await client.query("""
+                SELECT username, labels, added_at, added_by, live, last_checked_at, check_state
+                FROM accounts
+                WHERE \(label)::text IS NULL OR \(label)::text = ANY(labels)
+                ORDER BY username
+                """)
+            var accounts = [Account]()
+            for try await (name, labels, addedAt, addedBy, live, checkedAt, state) in rows.decode(
+                (String, [String], Date, String?, Bool, Date?, String?).self
+            ) {
+                accounts.append(Account(
+                    username: Username(trusted: name), labels: labels, addedAt: addedAt, addedBy: addedBy,
+                    live: live, lastCheckedAt: checkedAt, checkState: state.flatMap(CheckState.init(rawValue:))))
+            }
+            return accounts
+        }
+    }
+}

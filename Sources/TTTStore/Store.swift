@@ -1,0 +1,111 @@
+import Foundation
+import Logging
+import PostgresNIO
+import TTTDomain
+
+/// PostgreSQL, pooled. Every call either answers within `queryTimeout` or throws a `StoreError`:
+/// callers never hang on a database that went away, and the pool reconnects by itself when it returns.
+public final class Store: Sendable {
+    public struct Endpoint: Sendable {
+        public enum Address: Sendable { case tcp(host: String, port: Int), unixSocket(path: String) }
+        public var address: Address
+        public var user: String
+        public var password: String?
+        public var database: String
+
+        public init(address: Address, user: String, password: String?, database: String) {
+            self.address = address
+            self.user = user
+            self.password = password
+            self.database = database
+        }
+    }
+
+    /// The pool; a `Service`: run it in the daemon's ServiceGroup before any query.
+    public let client: PostgresClient
+    public let queryTimeout: Duration
+    let logger: Logger
+
+    public init(endpoint: Endpoint, maximumConnections: Int = 8, queryTimeout: Duration = .seconds(5), logger: Logger) {
+        var configuration: PostgresClient.Configuration
+        switch endpoint.address {
+        case let .tcp(host, port):
+            configuration = .init(host: host, port: port, username: endpoint.user, password: endpoint.password,
+                                  database: endpoint.database, tls: .disable)
+        case let .unixSocket(path):
+            configuration = .init(unixSocketPath: path, username: endpoint.user, password: endpoint.password,
+                                  database: endpoint.database)
+        }
+        configuration.options.maximumConnections = maximumConnections
+        configuration.options.connectTimeout = .seconds(3)
+        configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
+        client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.queryTimeout = queryTimeout
+        self.logger = logger
+    }
+
+    /// Every database call goes through here: a deadline, and errors sorted into `StoreError`.
+    func run<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresClient) async throws -> T) async throws(StoreError) -> T {
+        let client = self.client
+        do {
+            return try await withDeadline(queryTimeout, what: what) { try await body(client) }
+        } catch {
+            throw StoreError.classify(error)
+        }
+    }
+
+    func transaction<T: Sendable>(_ what: String, _ body: @escaping @Sendable (PostgresConnection) async throws -> T) async throws(StoreError) -> T {
+        let logger = self.logger
+        return try await run(what) { client in
+            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        }
+    }
+
+    /// A cheap round trip, for health checks.
+    public func ping() async throws(StoreError) {
+        try await run("ping") { client in
+            _ = try await client.query("SELECT 1")
+        }
+    }
+
+    // MARK: Migrations
+
+    /// Brings the schema to the latest version in one transaction, under an advisory lock so that
+    /// several daemons starting together apply each step once. Returns the versions applied.
+    @discardableResult
+    public func migrate() async throws(StoreError) -> [Int] {
+        let migrations = Migrations.all
+        let known = Migrations.latestVersion
+        let applied = try await run("migrate") { [logger] client in
+            try await client.withTransaction(logger: logger) { connection -> [Int] in
+                // Any constant will do, as long as it is tttd's own: "tttd" in ASCII.
+                try await connection.query("SELECT pg_advisory_xact_lock(1953789028)", logger: logger)
+                try await connection.query("""
+                    CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                    """, logger: logger)
+                var current = 0
+                for try await version in try await connection.query(
+                    "SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger
+                ).decode(Int.self) {
+                    current = version
+                }
+                if current > known { throw StoreError.schemaTooNew(database: current, known: known) }
+                var done = [Int]()
+                for migration in migrations where migration.version > current {
+                    for statement in migration.statements {
+                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                    }
+                    try await connection.query(
+                        "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
+                        logger: logger)
+                    done.append(migration.version)
+                }
+                return done
+            }
+        }
+        return applied
+    }
+
+    public static var schemaVersion: Int { Migrations.latestVersion }
+}

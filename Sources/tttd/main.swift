@@ -1,0 +1,88 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import TTTConfig
+import TTTDaemon
+import TTTStore
+import TTTSystemd
+
+@main
+struct TTTD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tttd",
+        abstract: "Watches TikTok accounts, transcribes and judges their lives, and alerts moderators.",
+        discussion: "Runs in the foreground (systemd Type=notify). tttctl talks to it over its control socket.",
+        version: TTTVersion.current,
+        subcommands: [Run.self, CheckConfig.self],
+        defaultSubcommand: Run.self)
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The configuration file.", valueName: "path"))
+    var config: String = ProcessInfo.processInfo.environment["TTTD_CONFIG"] ?? TTTConfiguration.defaultPath
+}
+
+/// Loads the configuration or prints every problem and exits 1.
+func loadConfiguration(_ path: String) async -> TTTConfiguration {
+    do {
+        return try await ConfigLoader.load(path: path)
+    } catch {
+        for problem in error.problems { writeError(problem.description) }
+        Foundation.exit(1)
+    }
+}
+
+func writeError(_ line: String) {
+    FileHandle.standardError.write(Data((line + "\n").utf8))
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Run the daemon (the default).")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = await loadConfiguration(options.config)
+        let level = SharedLogLevel(Logger.Level(rawValue: configuration.log.level) ?? .info)
+        LogBootstrap.bootstrap(identifier: "tttd", level: level)
+        let logger = Logger(label: "tttd")
+        umask(0o027)
+
+        let url = configuration.database.url
+        let address: Store.Endpoint.Address = url.socketPath.map { .unixSocket(path: $0) }
+            ?? .tcp(host: url.host ?? "127.0.0.1", port: url.port)
+        let store = Store(
+            endpoint: .init(address: address, user: url.user,
+                            password: configuration.secrets.databasePassword ?? url.password, database: url.database),
+            logger: Logger(label: "tttd.store"))
+        let notifier = SystemdNotifier()
+        let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
+                                   notifier: notifier, logLevel: level, logger: logger)
+        // Shut down in reverse order: the daemon's parts first, the database pool last.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: store.client), .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
+                                                         failureTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("tttd failed: \(error)")
+            notifier.status("failed: \(error)")
+            Foundation.exit(1)
+        }
+    }
+}
+
+struct CheckConfig: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config", abstract: "Validate the configuration; print every problem with its key and file.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let configuration = await loadConfiguration(options.config)
+        print("\(options.config): OK (database \(configuration.database.url), secrets: \(configuration.secrets))")
+    }
+}

@@ -1,0 +1,307 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `make test` provides: a PostgreSQL superuser URL, the PostgreSQL binaries, the built binaries.
+enum TestEnvironment {
+    static let repoRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    static var binDir: URL {
+        if let dir = ProcessInfo.processInfo.environment["TTT_TEST_BIN_DIR"], !dir.isEmpty { return URL(fileURLWithPath: dir) }
+        return repoRoot.appendingPathComponent(".build/debug")
+    }
+
+    static var tttd: String { binDir.appendingPathComponent("tttd").path }
+    static var tttctl: String { binDir.appendingPathComponent("tttctl").path }
+
+    /// The superuser URL of the test cluster (`make test` starts it and sets TTT_TEST_DATABASE_URL).
+    static func adminURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["TTT_TEST_DATABASE_URL"], !url.isEmpty else {
+            throw HarnessError("TTT_TEST_DATABASE_URL is not set: run the tests with `make test`")
+        }
+        return url
+    }
+
+    static var pgBin: String {
+        ProcessInfo.processInfo.environment["TTT_TEST_PG_BIN"] ?? "/usr/lib/postgresql/15/bin"
+    }
+}
+
+struct HarnessError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A temporary folder, removed when the test's value goes away. Short paths: Unix socket paths are ≤ 107 bytes.
+final class TemporaryDirectory: @unchecked Sendable {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/ttt-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw HarnessError("mkdtemp failed") }
+        path = String(cString: made)
+        chmod(path, 0o755)
+    }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+}
+
+/// Result of a finished command.
+struct CommandResult: Sendable, CustomStringConvertible {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+
+    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+/// Runs a program to completion without blocking Swift's cooperative threads.
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
+                input: Data? = nil) async throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    let inputPipe = Pipe()
+    process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
+    return try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            do {
+                try process.run()
+                if let input {
+                    inputPipe.fileHandleForWriting.write(input)
+                    try? inputPipe.fileHandleForWriting.close()
+                }
+                // Read both pipes fully before waiting, so a chatty child cannot block on a full pipe.
+                let group = DispatchGroup()
+                var stdoutData = Data(), stderrData = Data()
+                group.enter()
+                DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+                stderrData = err.fileHandleForReading.readDataToEndOfFile()
+                group.wait()
+                process.waitUntilExit()
+                continuation.resume(returning: CommandResult(
+                    status: process.terminationStatus,
+                    stdout: String(decoding: stdoutData, as: UTF8.self),
+                    stderr: String(decoding: stderrData, as: UTF8.self)))
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+}
+
+/// A database of its own for each test, in the shared test cluster.
+struct TestDatabase: Sendable {
+    let name: String
+    let url: String
+
+    static func create() async throws -> TestDatabase {
+        let admin = try TestEnvironment.adminURL()
+        let name = "ttt_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let result = try await runCommand("/usr/bin/psql", [admin, "-v", "ON_ERROR_STOP=1", "-qc", "CREATE DATABASE \(name)"])
+        guard result.status == 0 else { throw HarnessError("cannot create the test database: \(result)") }
+        return TestDatabase(name: name, url: replacingDatabase(in: admin, with: name))
+    }
+
+    /// `postgresql://u@h:p/db?x` → same URL with another database.
+    static func replacingDatabase(in url: String, with database: String) -> String {
+        guard var components = URLComponents(string: url) else { return url }
+        components.path = "/" + database
+        return components.string ?? url
+    }
+
+    func psql(_ sql: String) async throws -> String {
+        let result = try await runCommand("/usr/bin/psql", [url, "-v", "ON_ERROR_STOP=1", "-AtqXc", sql])
+        guard result.status == 0 else { throw HarnessError("psql failed: \(result)") }
+        return result.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+/// A datagram socket that plays systemd's NOTIFY_SOCKET: the daemon's READY=1 is the event tests await.
+final class NotifyListener: @unchecked Sendable {
+    let path: String
+    private let fd: Int32
+    private let lock = NSLock()
+    private var received = [String]()
+
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket failed") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else { throw HarnessError("bind \(path) failed: \(String(cString: strerror(errno)))") }
+    }
+
+    deinit { close(fd) }
+
+    /// All messages so far (each datagram may hold several `KEY=value` lines).
+    var messages: [String] { lock.withLock { received } }
+
+    /// Waits until a datagram contains `line` (e.g. "READY=1"), up to `timeout` seconds.
+    func waitFor(_ line: String, timeout: Double = 60) async throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        if messages.contains(where: { $0.split(separator: "\n").contains(Substring(line)) }) { return }
+        while Date() < deadline {
+            let message = try await next(timeout: deadline.timeIntervalSinceNow)
+            if let message, message.split(separator: "\n").contains(Substring(line)) { return }
+        }
+        throw HarnessError("no \(line) from tttd within \(timeout) s; got \(messages)")
+    }
+
+    /// Waits for the next datagram whose lines include one starting with `prefix`; returns that line.
+    func waitForPrefix(_ prefix: String, timeout: Double = 60) async throws -> String {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let message = try await next(timeout: deadline.timeIntervalSinceNow),
+               let line = message.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
+                return String(line)
+            }
+        }
+        throw HarnessError("no \(prefix)… from tttd within \(timeout) s; got \(messages)")
+    }
+
+    /// Reads one datagram, or nil on timeout. Blocking work happens off the cooperative pool.
+    private func next(timeout: Double) async throws -> String? {
+        let fd = self.fd
+        let text: String? = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&poller, 1, Int32(max(0, min(timeout, 3600)) * 1000))
+                guard ready > 0 else { return continuation.resume(returning: nil) }
+                var buffer = [UInt8](repeating: 0, count: 8192)
+                let count = recv(fd, &buffer, buffer.count, 0)
+                continuation.resume(returning: count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil)
+            }
+        }
+        if let text { lock.withLock { received.append(text) } }
+        return text
+    }
+}
+
+/// A real tttd process with its own config, socket and notify socket.
+final class DaemonProcess: @unchecked Sendable {
+    let directory: TemporaryDirectory
+    let configPath: String
+    let socketPath: String
+    let notify: NotifyListener
+    let process = Process()
+    private let stderrPipe = Pipe()
+    private let exited = DispatchSemaphore(value: 0)
+    private let outputLock = NSLock()
+    private var stderrData = Data()
+
+    /// `extraConfig` is appended to the YAML (top-level sections); `environment` adds variables.
+    init(database: TestDatabase, extraConfig: String = "", environment: [String: String] = [:],
+         directory: TemporaryDirectory? = nil) throws {
+        self.directory = try directory ?? TemporaryDirectory()
+        configPath = self.directory.file("tttd.yaml")
+        socketPath = self.directory.file("control.sock")
+        notify = try NotifyListener(path: self.directory.file("notify-\(UInt32.random(in: 0...UInt32.max)).sock"))
+        let yaml = """
+            database:
+              url: "\(database.url)"
+            control:
+              socket: "\(socketPath)"
+              admin_group: ttt-test-admins
+              viewer_group: ttt-test-viewers
+            log:
+              level: debug
+            evidence:
+              directory: "\(self.directory.file("evidence"))"
+            \(extraConfig)
+            """
+        try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        process.executableURL = URL(fileURLWithPath: TestEnvironment.tttd)
+        process.arguments = ["--config", configPath]
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("TTTD_") && $0.key != "WATCHDOG_USEC" && $0.key != "WATCHDOG_PID" }
+        env["NOTIFY_SOCKET"] = notify.path
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = stderrPipe
+        process.standardInput = FileHandle.nullDevice
+        process.terminationHandler = { [exited] _ in exited.signal() }
+    }
+
+    /// Starts tttd and waits for READY=1.
+    func start(waitForReady: Bool = true) async throws {
+        try process.run()
+        let handle = stderrPipe.fileHandleForReading
+        DispatchQueue.global().async { [weak self] in
+            while true {
+                let chunk = handle.availableData
+                if chunk.isEmpty { return }
+                guard let self else { return }
+                self.outputLock.withLock { self.stderrData.append(chunk) }
+            }
+        }
+        if waitForReady {
+            do { try await notify.waitFor("READY=1") } catch {
+                throw HarnessError("\(error)\ntttd stderr:\n\(log)")
+            }
+        }
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var log: String { outputLock.withLock { String(decoding: stderrData, as: UTF8.self) } }
+
+    func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the process to end and returns its exit status (128+N for a signal, as shells say).
+    func waitForExit(timeout: Double = 60) async throws -> Int32 {
+        let exited = self.exited
+        let done: Bool = await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: exited.wait(timeout: .now() + timeout) == .success)
+            }
+        }
+        guard done else { throw HarnessError("tttd did not exit within \(timeout) s\n\(log)") }
+        exited.signal()
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+
+    func stop() async throws -> Int32 {
+        guard process.isRunning else { return try await waitForExit() }
+        signal(SIGTERM)
+        return try await waitForExit()
+    }
+
+    /// Runs tttctl against this daemon, as root or as one of the test users.
+    func ctl(_ arguments: [String], as user: String? = nil, input: Data? = nil) async throws -> CommandResult {
+        try await runTTTCTL(arguments + ["--socket", socketPath], as: user, input: input)
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// tttctl as root, or as a test user through runuser (users made by scripts/test-users).
+func runTTTCTL(_ arguments: [String], as user: String? = nil, input: Data? = nil,
+               environment: [String: String]? = nil) async throws -> CommandResult {
+    if let user {
+        return try await runCommand("/usr/sbin/runuser", ["-u", user, "--", TestEnvironment.tttctl] + arguments,
+                                    environment: environment, input: input)
+    }
+    return try await runCommand(TestEnvironment.tttctl, arguments, environment: environment, input: input)
+}
+
+extension CommandResult {
+    func json() throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(stdout.utf8), options: [.fragmentsAllowed])
+    }
+}
