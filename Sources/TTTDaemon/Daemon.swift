@@ -43,6 +43,8 @@ public struct DaemonService: Service, CustomStringConvertible {
         let status = StatusBoard(store: store, notifier: notifier, logger: logger)
         let roles = RoleResolver(adminGroup: configuration.control.adminGroup, viewerGroup: configuration.control.viewerGroup)
         warnAboutMissingGroups(roles.current)
+        // Trap SIGHUP now: its default action would end tttd while it still waits for the database.
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
 
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
@@ -62,7 +64,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                 if let interval = SystemdNotifier.watchdogInterval() {
                     group.addTask { await pingWatchdog(every: interval, status: status) }
                 }
-                group.addTask { await reloadOnHangup(roles: roles) }
+                group.addTask { await reloadOnHangup(hangups, roles: roles, status: status) }
             }
             logger.notice("tttd stopped")
         } onGracefulShutdown: {
@@ -133,33 +135,39 @@ public struct DaemonService: Service, CustomStringConvertible {
 
     /// SIGHUP re-reads the configuration file, applies what can change while running, and says
     /// what changed and what waits for a restart.
-    private func reloadOnHangup(roles: RoleResolver) async {
-        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+    private func reloadOnHangup(_ hangups: UnixSignalsSequence, roles: RoleResolver, status: StatusBoard) async {
+        for await _ in hangups.cancelOnGracefulShutdown() {
             notifier.reloading(status: "reloading the configuration")
-            do {
-                let new = try await ConfigLoader.load(path: configPath)
-                let old = settings.value
-                let changes = old.changes(to: new)
-                var applied = old
-                apply(reloadable: new, to: &applied)
-                settings.current.withLock { $0 = applied }
-                roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
-                logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
-                if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
-                    logger.notice("configuration reloaded: nothing changed")
-                } else {
-                    logger.notice("configuration reloaded", metadata: [
-                        "changed": "\(changes.reloadable.joined(separator: ","))",
-                        "needs_restart": "\(changes.needRestart.joined(separator: ","))"])
-                }
-                if !changes.needRestart.isEmpty {
-                    logger.warning("these settings change only after a restart: \(changes.needRestart.joined(separator: ", "))")
-                }
-            } catch {
-                logger.error("configuration not reloaded: \(error.problems.map(\.description).joined(separator: "; "))")
-            }
-            notifier.ready(status: "configuration reloaded")
+            let outcome = await reload(roles: roles)
+            notifier.ready(status: outcome)
+            await status.republish()
         }
+    }
+
+    /// Returns the STATUS= line that says how the reload went.
+    private func reload(roles: RoleResolver) async -> String {
+        let new: TTTConfiguration
+        do { new = try await ConfigLoader.load(path: configPath) } catch {
+            let problems = error.problems.map(\.description)
+            logger.error("configuration not reloaded: \(problems.joined(separator: "; "))")
+            return "configuration not reloaded: \(problems.first ?? "invalid") (see the log)"
+        }
+        let old = settings.value
+        let changes = old.changes(to: new)
+        var applied = old
+        apply(reloadable: new, to: &applied)
+        settings.current.withLock { $0 = applied }
+        roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
+        logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
+        if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
+            logger.notice("configuration reloaded: nothing changed")
+        } else if !changes.reloadable.isEmpty {
+            logger.notice("configuration reloaded", metadata: ["changed": "\(changes.reloadable.joined(separator: ","))"])
+        }
+        if !changes.needRestart.isEmpty {
+            logger.warning("these settings change only after a restart: \(changes.needRestart.joined(separator: ", "))")
+        }
+        return "configuration reloaded"
     }
 
     /// Everything except what needs a restart (database, control socket, metrics listener).

@@ -65,6 +65,12 @@ actor StatusBoard {
 
     func accountsChanged() async { await refresh() }
 
+    /// Sends the counts again after another STATUS= line (a reload's) replaced them.
+    func republish() {
+        lastStatusLine = ""
+        publish()
+    }
+
     /// Sends STATUS= only when the line changed.
     func publish() {
         let line = statusLine

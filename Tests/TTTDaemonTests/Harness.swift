@@ -82,21 +82,27 @@ func runCommand(_ executable: String, _ arguments: [String], environment: [Strin
                 }
                 // Read both pipes fully before waiting, so a chatty child cannot block on a full pipe.
                 let group = DispatchGroup()
-                var stdoutData = Data(), stderrData = Data()
+                let stdoutData = Box(Data())
                 group.enter()
-                DispatchQueue.global().async { stdoutData = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-                stderrData = err.fileHandleForReading.readDataToEndOfFile()
+                DispatchQueue.global().async { stdoutData.value = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+                let stderrData = err.fileHandleForReading.readDataToEndOfFile()
                 group.wait()
                 process.waitUntilExit()
                 continuation.resume(returning: CommandResult(
                     status: process.terminationStatus,
-                    stdout: String(decoding: stdoutData, as: UTF8.self),
+                    stdout: String(decoding: stdoutData.value, as: UTF8.self),
                     stderr: String(decoding: stderrData, as: UTF8.self)))
             } catch {
                 continuation.resume(throwing: error)
             }
         }
     }
+}
+
+/// A value handed between threads under the DispatchGroup's happens-before.
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }
 
 /// A database of its own for each test, in the shared test cluster.
