@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "tttd", targets: ["tttd"]),
         .executable(name: "tttctl", targets: ["tttctl"]),
+        .executable(name: "tttsim", targets: ["tttsim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
@@ -68,6 +71,23 @@ let package = Package(
             "TTTDaemon", "TTTConfig",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
+        // TikTok: the endpoints tttd reads, their parsing, and the HTTP client per egress.
+        .target(name: "TTTTikTok", dependencies: [
+            "TTTDomain",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
+        .target(name: "TTTSim", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "tttsim", dependencies: [
+            "TTTSim",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
         .executableTarget(name: "tttctl", dependencies: [
             "TTTControl", "TTTDomain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -77,6 +97,11 @@ let package = Package(
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
         .testTarget(name: "TTTControlTests", dependencies: ["TTTControl"]),
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
+        .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
+        .testTarget(name: "TTTSimTests", dependencies: [
+            "TTTSim",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         // End to end: the real tttd and tttctl processes, a real PostgreSQL, real sockets.
         .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"]),
     ],

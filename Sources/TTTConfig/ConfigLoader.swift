@@ -16,7 +16,7 @@ public enum ConfigLoader {
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws(ConfigProblems) -> TTTConfiguration {
-        var fileProblems = ProblemCollector()
+        var problems = ProblemCollector()
 
         // The file. When it cannot be read or parsed, the environment is still checked, but not
         // what is missing: the file might well hold it.
@@ -24,20 +24,20 @@ public enum ConfigLoader {
         var fileIsUsable = false
         switch readFile(path) {
         case .failure(let error):
-            fileProblems.add(ConfigProblem(source: path, key: "", message: "cannot read the file: \(error.message)"),
+            problems.add(ConfigProblem(source: path, key: "", message: "cannot read the file: \(error.message)"),
                              rank: .init(group: 0))
         case .success(let text):
             switch YAMLDocument.parse(text) {
             case .failure(let problem):
-                fileProblems.add(ConfigProblem(source: path, key: problem.key, message: problem.message),
+                problems.add(ConfigProblem(source: path, key: problem.key, message: problem.message),
                                  rank: .init(group: 0, line: problem.line ?? 0))
             case .success(let parsed):
                 document = parsed
                 fileIsUsable = true
                 for problem in parsed.problems {
-                    fileProblems.add(ConfigProblem(source: path, key: problem.key, message: problem.message),
+                    problems.add(ConfigProblem(source: path, key: problem.key, message: problem.message),
                                      rank: .init(group: 1, line: problem.line ?? Int.max,
-                                                 index: KeyCatalogue.index(of: problem.key), name: problem.key))
+                                                 index: KeyCatalogue.index(of: problem.key)))
                 }
             }
         }
@@ -53,8 +53,7 @@ public enum ConfigLoader {
         let fileProvider = InMemoryProvider(name: path, values: document.values)
         var values = ValueReader(
             reader: ConfigReader(providers: [environmentProvider, fileProvider]),
-            environment: overrides, path: path, lines: document.lines)
-        for problem in fileProblems.entries { values.problems.add(problem.problem, rank: problem.rank) }
+            environment: overrides, path: path, lines: document.lines, problems: problems)
 
         // database.url is the one required key.
         var databaseURL: DatabaseURL?
@@ -161,7 +160,7 @@ public enum ConfigLoader {
 
     /// `TTTD_ALERTS_WEBHOOKS='[{name: ops, url: "https://…", events: [alert]}]'`.
     private static func environmentWebhooks(_ text: String, variable: String, values: inout ValueReader) -> [RawWebhook] {
-        let rank = ProblemCollector.Rank(group: 2, index: KeyCatalogue.index(of: "alerts.webhooks"), name: variable)
+        let rank = ProblemCollector.Rank(group: 2, index: KeyCatalogue.index(of: "alerts.webhooks"))
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -176,7 +175,7 @@ public enum ConfigLoader {
         let decoded = YAMLDocument.webhooks(node, key: variable, line: nil)
         for problem in decoded.problems {
             values.problems.add(ConfigProblem(source: "environment", key: problem.key, message: problem.message),
-                                rank: .init(group: 2, index: rank.index, name: problem.key))
+                                rank: .init(group: 2, index: rank.index))
         }
         return decoded.webhooks
     }
@@ -192,11 +191,11 @@ public enum ConfigLoader {
             if name.hasPrefix(webhookSecretFamily) {
                 message = "no webhook in alerts.webhooks has this name"
             } else {
-                message = unknownKey(KeyCatalogue.suggestion(for: name, among: known + [webhookSecretFamily + "<NAME>"]))
-                    .replacingOccurrences(of: "unknown key", with: "unknown variable")
+                message = unknown(KeyCatalogue.suggestion(for: name, among: known + [webhookSecretFamily + "<NAME>"]),
+                                  what: "variable")
             }
             values.problems.add(ConfigProblem(source: "environment", key: name, message: message),
-                                rank: .init(group: 2, index: Int.max, name: name))
+                                rank: .init(group: 2, index: Int.max))
         }
     }
 

@@ -38,19 +38,18 @@ public struct ConfigProblems: Error, Sendable, Equatable, CustomStringConvertibl
 struct ProblemCollector {
     /// Where a problem sorts: `group` 0 the file as a whole, 1 a key of the file, 2 the
     /// environment, 3 the credentials; then the line in the file (keys without one last), then the
-    /// key's place in the catalogue, then the name.
+    /// key's place in the catalogue; then the order in which they were found.
     struct Rank: Comparable {
         var group: Int
         var line = Int.max
         var index = 0
-        var name = ""
 
         static func < (a: Rank, b: Rank) -> Bool {
-            (a.group, a.line, a.index, a.name) < (b.group, b.line, b.index, b.name)
+            (a.group, a.line, a.index) < (b.group, b.line, b.index)
         }
     }
 
-    private(set) var entries: [(problem: ConfigProblem, rank: Rank, sequence: Int)] = []
+    private var entries: [(problem: ConfigProblem, rank: Rank, sequence: Int)] = []
     private var seen: Set<ConfigProblem> = []
 
     var isEmpty: Bool { entries.isEmpty }

@@ -106,14 +106,27 @@ enum KeyCatalogue {
         return name
     }
 
-    /// What an unknown key most likely meant, if anything is close enough to say so: the nearest
-    /// by edit distance within a third of the name's length, else a known key with the same last
-    /// component (a key put in the wrong section).
+    /// What an unknown key most likely meant, if anything is close enough to say so, in order:
+    /// a key at most two edits away; a key of the same section that starts with what was typed or is its start (`smtp` →
+    /// `smtp_url`, `intervall` → `interval`); the nearest key by edit distance, within a third of
+    /// the name's length; a key of another section with the same name (a key put in the wrong place).
     static func suggestion(for unknown: String, among candidates: [String]) -> String? {
+        func split(_ path: String) -> (section: Substring, name: Substring) {
+            guard let dot = path.lastIndex(of: ".") else { return ("", Substring(path)) }
+            return (path[..<dot], path[path.index(after: dot)...])
+        }
+        let typed = split(unknown)
         let scored = candidates.filter { $0 != unknown }.map { ($0, editDistance(unknown, $0)) }
-        if let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= max(2, unknown.count / 3) { return best.0 }
-        func lastComponent(_ path: String) -> Substring { path.split(separator: ".").last ?? Substring(path) }
-        return scored.filter { lastComponent($0.0) == lastComponent(unknown) }.min(by: { $0.1 < $1.1 })?.0
+        let sameSectionPrefix = scored.filter { candidate, _ in
+            let known = split(candidate)
+            return known.section == typed.section && min(known.name.count, typed.name.count) >= 3
+                && (known.name.hasPrefix(typed.name) || typed.name.hasPrefix(known.name))
+        }
+        let nearest = scored.min(by: { $0.1 < $1.1 })
+        if let nearest, nearest.1 <= 2 { return nearest.0 }
+        if let best = sameSectionPrefix.min(by: { $0.1 < $1.1 }) { return best.0 }
+        if let nearest, nearest.1 <= max(2, unknown.count / 3) { return nearest.0 }
+        return scored.filter { split($0.0).name == typed.name }.min(by: { $0.1 < $1.1 })?.0
     }
 
     /// Candidate names for a key of the file: every key and section.

@@ -70,16 +70,19 @@ extension ValueReader {
         let from = optional("alerts.email.from", Parse.emailAddress)
         let to = list("alerts.email.to", default: [], Parse.emailAddress)
         let events = list("alerts.email.events", default: ["alert"], Parse.eventType)
-        let given = ["alerts.email.smtp_url", "alerts.email.from", "alerts.email.to"].filter { key in
-            !(text(key) ?? "").trimmingWhitespace().isEmpty || !(items(key) ?? []).isEmpty
+        // Given as written, valid or not: a refused value already has its own problem.
+        let required = ["alerts.email.smtp_url", "alerts.email.from", "alerts.email.to"]
+        let given = required.filter { key in
+            key == "alerts.email.to" ? !(items(key) ?? []).isEmpty : !(text(key) ?? "").trimmingWhitespace().isEmpty
         }
         guard !given.isEmpty else { return nil }
         if checkCompleteness {
             let setWith = given.map { origin(of: $0) == .environment ? KeyCatalogue.environmentName($0) : $0 }
-            for key in ["alerts.email.smtp_url", "alerts.email.from", "alerts.email.to"] where !given.contains(key) {
-                // Named where the operator is working: the environment if that is where email was set.
-                let origin: Origin = given.allSatisfy { self.origin(of: $0) == .environment } ? .environment : .file
-                report(key, "is required when \(setWith.joined(separator: ", ")) is set", origin: origin,
+            let verb = given.count == 1 ? "is" : "are"
+            // Named where the operator is working: the environment if that is where email was set.
+            let namedIn: Origin = given.allSatisfy { origin(of: $0) == .environment } ? .environment : .file
+            for key in required where !given.contains(key) {
+                report(key, "is required when \(setWith.joined(separator: " and ")) \(verb) set", origin: namedIn,
                        line: lines["alerts.email"])
             }
         }
@@ -140,10 +143,11 @@ extension ValueReader {
         switch origin {
         case .environment:
             problems.add(ConfigProblem(source: "environment", key: key, message: message),
-                         rank: .init(group: 2, index: index, name: key))
+                         rank: .init(group: 2, index: index))
         case .file:
             problems.add(ConfigProblem(source: path, key: key, message: message),
-                         rank: .init(group: 1, line: item.line ?? lines["alerts.webhooks"] ?? Int.max, index: index, name: key))
+                         rank: .init(group: 1, line: item.fieldLines[field] ?? item.lastLine ?? item.line ?? Int.max,
+                                     index: index))
         }
     }
 

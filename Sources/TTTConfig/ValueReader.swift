@@ -10,13 +10,15 @@ struct ValueReader {
     let environment: [String: String]
     let path: String
     let lines: [String: Int]
-    var problems = ProblemCollector()
+    var problems: ProblemCollector
 
-    init(reader: ConfigReader, environment: [String: String], path: String, lines: [String: Int]) {
+    init(reader: ConfigReader, environment: [String: String], path: String, lines: [String: Int],
+         problems: ProblemCollector) {
         self.reader = reader
         self.environment = environment
         self.path = path
         self.lines = lines
+        self.problems = problems
     }
 
     func origin(of key: String) -> Origin {
@@ -31,10 +33,10 @@ struct ValueReader {
         case .environment:
             let name = KeyCatalogue.environmentName(key)
             problems.add(ConfigProblem(source: "environment", key: name, message: message),
-                         rank: .init(group: 2, index: index, name: name))
+                         rank: .init(group: 2, index: index))
         case .file:
             problems.add(ConfigProblem(source: path, key: key, message: message),
-                         rank: .init(group: 1, line: line ?? lines[key] ?? Int.max, index: index, name: key))
+                         rank: .init(group: 1, line: line ?? lines[key] ?? Int.max, index: index))
         }
     }
 

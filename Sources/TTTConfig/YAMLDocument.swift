@@ -12,6 +12,9 @@ struct LocatedProblem: Error {
 struct RawWebhook {
     var key: String  // `alerts.webhooks[0]` (or `TTTD_ALERTS_WEBHOOKS[0]`): how problems name it
     var line: Int?
+    /// The line of each field, and of the item's last one (where a missing field is reported).
+    var fieldLines: [String: Int] = [:]
+    var lastLine: Int?
     var name: String?
     var url: String?
     var secret: String?
@@ -45,10 +48,9 @@ struct YAMLDocument {
         var document = YAMLDocument()
         guard let root, root.null == nil else { return .success(document) }  // an empty file
         guard let mapping = root.mapping else {
-            document.problems.append(LocatedProblem(
+            return .failure(LocatedProblem(
                 key: "", message: "the file must be a mapping of keys (section: key: value), not \(describe(root))",
                 line: root.mark?.line))
-            return .success(document)
         }
         document.walk(mapping, prefix: "")
         return .success(document)
@@ -101,7 +103,7 @@ struct YAMLDocument {
                 store(valueNode, key: key, line: line)
             } else {
                 let suggestion = KeyCatalogue.suggestion(for: path, among: KeyCatalogue.fileCandidates)
-                problems.append(LocatedProblem(key: path, message: unknownKey(suggestion), line: line))
+                problems.append(LocatedProblem(key: path, message: unknown(suggestion), line: line))
             }
         }
     }
@@ -168,10 +170,12 @@ struct YAMLDocument {
                 let fieldLine = fieldNode.mark?.line ?? itemLine
                 let field = fieldNode.scalar?.string ?? ""
                 let fieldKey = "\(itemKey).\(field)"
+                webhook.fieldLines[field] = fieldLine
+                webhook.lastLine = max(webhook.lastLine ?? 0, fieldLine ?? 0)
                 guard let spec = KeyCatalogue.webhookFields.first(where: { $0.path == field }) else {
                     let names = KeyCatalogue.webhookFields.map(\.path)
                     let suggestion = KeyCatalogue.suggestion(for: field, among: names).map { "\(itemKey).\($0)" }
-                    problems.append(LocatedProblem(key: fieldKey, message: unknownKey(suggestion), line: fieldLine))
+                    problems.append(LocatedProblem(key: fieldKey, message: unknown(suggestion), line: fieldLine))
                     continue
                 }
                 if value.null != nil { continue }
@@ -209,8 +213,9 @@ struct YAMLDocument {
     }
 }
 
-func unknownKey(_ suggestion: String?) -> String {
-    suggestion.map { "unknown key (did you mean \($0)?)" } ?? "unknown key"
+/// `unknown key (did you mean detection.interval?)`, or just `unknown key` when nothing is close.
+func unknown(_ suggestion: String?, what: String = "key") -> String {
+    suggestion.map { "unknown \(what) (did you mean \($0)?)" } ?? "unknown \(what)"
 }
 
 /// `a, b,c` → `["a", "b", "c"]`; empty items are dropped, so an empty text is an empty list.
