@@ -1,8 +1,14 @@
 extension TTTConfiguration {
     /// Keys (dotted) whose values differ between self and `new`, split into what SIGHUP can apply
-    /// and what needs a restart: the database connection, the control socket and the metrics
-    /// listener are set up once at start (database.*, control.*, metrics.listen,
-    /// secrets.database_password); everything else can be applied. Secrets are named, never shown.
+    /// and what needs a restart (database.* and `restartOnlyKeys`); everything else can be applied.
+    /// Secrets are named, never shown.
+    /// What tttd sets up once at start: the control socket, the metrics listener, the TikTok
+    /// egresses (their HTTP clients, proxies and session), and the database connection.
+    public static let restartOnlyKeys: Set<String> = [
+        "control.socket", "metrics.listen", "tiktok.web_url", "tiktok.webcast_url", "tiktok.proxies",
+        "tiktok.concurrency", "secrets.database_password", "secrets.tiktok_session",
+    ]
+
     public func changes(to new: TTTConfiguration) -> (reloadable: [String], needRestart: [String]) {
         var changed: [String] = []
         func check<T: Equatable>(_ key: String, _ old: T, _ new: T) {
@@ -61,9 +67,8 @@ extension TTTConfiguration {
             check("secrets.webhook_secret_\(name)", secrets.webhookSecrets[name], new.secrets.webhookSecrets[name])
         }
 
-        let needRestart = changed.filter {
-            $0.hasPrefix("database.") || $0.hasPrefix("control.") || $0 == "metrics.listen"
-                || $0 == "secrets.database_password"
+        let needRestart = changed.filter { key in
+            key.hasPrefix("database.") || Self.restartOnlyKeys.contains(key)
         }
         return (changed.filter { !needRestart.contains($0) }, needRestart)
     }

@@ -8,10 +8,13 @@ public enum ControlMethod: String, Sendable, CaseIterable {
     case accountsRemove = "accounts.remove"
     case accountsList = "accounts.list"
     case accountsImport = "accounts.import"
+    case livesList = "lives.list"
+    case livesShow = "lives.show"
+    case follow
 
     public var requiredRole: Role {
         switch self {
-        case .status, .accountsList: return .viewer
+        case .status, .accountsList, .livesList, .livesShow, .follow: return .viewer
         case .accountsAdd, .accountsRemove, .accountsImport: return .admin
         }
     }
@@ -27,6 +30,7 @@ public struct StatusResult: Codable, Sendable, Equatable {
     public var database: String
     /// The caller's role, so `tttctl status` can tell a viewer what they may do.
     public var role: Role
+    public var detection: DetectionStatus?
 
     public init(version: String, uptimeS: Double, accounts: Int, livesActive: Int, pipelinesActive: Int,
                 database: String, role: Role) {
@@ -37,6 +41,46 @@ public struct StatusResult: Codable, Sendable, Equatable {
         self.pipelinesActive = pipelinesActive
         self.database = database
         self.role = role
+    }
+}
+
+/// How detection keeps up: the time between two checks of an account, against the target.
+public struct DetectionStatus: Codable, Sendable, Equatable {
+    public var node: String
+    public var intervalS: Double
+    /// Between two checks of an account of average weight; above `interval_s` when the budget cannot keep it.
+    public var roundS: Double
+    public var stretched: Bool
+    public var budgetRps: Double
+    public var egresses: [EgressStatus]
+
+    public init(node: String, intervalS: Double, roundS: Double, stretched: Bool, budgetRps: Double, egresses: [EgressStatus]) {
+        self.node = node
+        self.intervalS = intervalS
+        self.roundS = roundS
+        self.stretched = stretched
+        self.budgetRps = budgetRps
+        self.egresses = egresses
+    }
+}
+
+public struct EgressStatus: Codable, Sendable, Equatable {
+    public var name: String
+    public var rateRps: Double
+    public var slowdown: Double
+    public var pausedForS: Double
+    public var lastBlock: String?
+    public var requests: Int
+    public var blocks: Int
+
+    public init(name: String, rateRps: Double, slowdown: Double, pausedForS: Double, lastBlock: String?, requests: Int, blocks: Int) {
+        self.name = name
+        self.rateRps = rateRps
+        self.slowdown = slowdown
+        self.pausedForS = pausedForS
+        self.lastBlock = lastBlock
+        self.requests = requests
+        self.blocks = blocks
     }
 }
 
@@ -152,5 +196,93 @@ extension AccountsImportParams {
     public static func meaningful(_ line: Substring) -> Bool {
         let text = line.trimmingCharacters(in: .whitespaces)
         return !text.isEmpty && !text.hasPrefix("#")
+    }
+}
+
+public struct LivesListParams: Codable, Sendable {
+    public var active: Bool
+    public var username: String?
+    public var limit: Int?
+
+    public init(active: Bool = false, username: String? = nil, limit: Int? = nil) {
+        self.active = active
+        self.username = username
+        self.limit = limit
+    }
+}
+
+/// One row of `lives --json`; `live show` adds the live's transcripts and analyses.
+public struct LiveInfo: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var username: String
+    public var roomId: String
+    public var title: String?
+    public var startedAt: Date
+    public var endedAt: Date?
+    /// `live` or `ended`.
+    public var status: String
+    public var peakViewers: Int?
+    public var endReason: String?
+    public var restricted: Bool
+    public var transcripts: [JSONValue]?
+    public var analyses: [JSONValue]?
+
+    public init(id: Int64, username: String, roomId: String, title: String?, startedAt: Date, endedAt: Date?,
+                status: String, peakViewers: Int?, endReason: String?, restricted: Bool) {
+        self.id = id
+        self.username = username
+        self.roomId = roomId
+        self.title = title
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.status = status
+        self.peakViewers = peakViewers
+        self.endReason = endReason
+        self.restricted = restricted
+    }
+
+    // Explicit so that absent values are written as null, as scripts expect every key.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(username, forKey: .username)
+        try container.encode(roomId, forKey: .roomId)
+        try container.encode(title, forKey: .title)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(endedAt, forKey: .endedAt)
+        try container.encode(status, forKey: .status)
+        try container.encode(peakViewers, forKey: .peakViewers)
+        try container.encode(endReason, forKey: .endReason)
+        try container.encode(restricted, forKey: .restricted)
+        try container.encodeIfPresent(transcripts, forKey: .transcripts)
+        try container.encodeIfPresent(analyses, forKey: .analyses)
+    }
+}
+
+public struct LivesShowParams: Codable, Sendable {
+    public var id: Int64
+
+    public init(id: Int64) { self.id = id }
+}
+
+public struct FollowParams: Codable, Sendable {
+    /// Empty with `all`: every account.
+    public var usernames: [String]
+    public var all: Bool
+
+    public init(usernames: [String], all: Bool) {
+        self.usernames = usernames
+        self.all = all
+    }
+}
+
+public struct FollowResult: Codable, Sendable, Equatable {
+    /// The accounts followed, or empty when following all.
+    public var following: [String]
+    public var all: Bool
+
+    public init(following: [String], all: Bool) {
+        self.following = following
+        self.all = all
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TTTControl
+import TTTDetection
 import TTTDomain
 import TTTStore
 
@@ -9,6 +10,8 @@ struct ControlMethods: Sendable {
     let store: Store
     let status: StatusBoard
     let roles: RoleResolver
+    let detection: DetectionService?
+    let feed: EventFeed
     let logger: Logger
 
     func call(_ method: ControlMethod, params data: Data, decoder: JSONDecoder, peer: Peer, role: Role,
@@ -29,6 +32,26 @@ struct ControlMethods: Sendable {
         case .accountsImport:
             let params = try decode(AccountsImportParams.self, data, decoder)
             return try encode(try await importAccounts(params, peer: peer), id: id, encoder: encoder)
+        case .livesList:
+            let params = try decodeOptional(LivesListParams.self, data, decoder) ?? LivesListParams()
+            let username = try params.username.map { raw in
+                do { return try Username(validating: raw).value } catch { throw ControlError(.invalidUsername, "\(error)") }
+            }
+            let limit = min(max(params.limit ?? 50, 1), 10_000)
+            let lives = try await storeCall { try await store.listLives(activeOnly: params.active, username: username, limit: limit) }
+            return try encode(lives.map(LiveInfo.init), id: id, encoder: encoder)
+        case .livesShow:
+            let params = try decode(LivesShowParams.self, data, decoder)
+            guard let live = try await storeCall({ try await store.live(id: params.id) }) else {
+                throw ControlError(.notFound, "no live with id \(params.id)")
+            }
+            var info = LiveInfo(live)
+            info.transcripts = []
+            info.analyses = []
+            return try encode(info, id: id, encoder: encoder)
+        case .follow:
+            // Answered by the dispatcher, which hands the connection over to the event feed.
+            throw ControlError(.invalidRequest, "follow needs its own connection")
         }
     }
 
@@ -36,10 +59,20 @@ struct ControlMethods: Sendable {
 
     private func statusResult(role: Role) async -> StatusResult {
         let snapshot = await status.snapshot()
-        return StatusResult(
+        var result = StatusResult(
             version: TTTVersion.current, uptimeS: snapshot.uptime, accounts: snapshot.accounts,
             livesActive: snapshot.livesActive, pipelinesActive: snapshot.pipelinesActive,
             database: snapshot.database, role: role)
+        if let detection = await detection?.snapshot() {
+            result.detection = DetectionStatus(
+                node: detection.nodeID, intervalS: detection.intervalS, roundS: detection.roundS,
+                stretched: detection.stretched, budgetRps: detection.budgetRPS,
+                egresses: detection.egresses.map {
+                    EgressStatus(name: $0.name, rateRps: $0.rateRPS, slowdown: $0.slowdown, pausedForS: $0.pausedForS,
+                                 lastBlock: $0.lastBlock, requests: $0.requests, blocks: $0.blocks)
+                })
+        }
+        return result
     }
 
     private func addAccounts(_ params: AccountsAddParams, peer: Peer) async throws -> AccountsAddResult {
@@ -60,6 +93,7 @@ struct ControlMethods: Sendable {
                 "account": "\(result.added.map(\.value).joined(separator: ","))", "by": "\(peer.name)"])
         }
         await status.accountsChanged()
+        if !result.added.isEmpty { await detection?.accountsAdded() }
         return AccountsAddResult(added: result.added.map(\.value), existing: result.existing.map(\.value))
     }
 
@@ -93,6 +127,7 @@ struct ControlMethods: Sendable {
         logger.notice("accounts imported", metadata: [
             "added": "\(result.added.count)", "existing": "\(result.existing.count)", "rejected": "\(rejected.count)", "by": "\(peer.name)"])
         await status.accountsChanged()
+        if !result.added.isEmpty { await detection?.accountsAdded() }
         return AccountsImportResult(added: result.added.map(\.value), existing: result.existing.map(\.value), rejected: rejected)
     }
 
@@ -157,4 +192,12 @@ struct ControlMethods: Sendable {
 
 public enum TTTVersion {
     public static let current = "0.1.0"
+}
+
+extension LiveInfo {
+    init(_ live: Store.LiveRecord) {
+        self.init(id: live.id, username: live.username, roomId: live.roomID, title: live.title, startedAt: live.startedAt,
+                  endedAt: live.endedAt, status: live.status, peakViewers: live.peakViewers, endReason: live.endReason,
+                  restricted: live.restricted)
+    }
 }

@@ -109,13 +109,42 @@ struct ControlServer: Sendable {
         do {
             try await connection.executeThenClose { inbound, outbound in
                 for try await frame in inbound.cancelOnGracefulShutdown() {
-                    if let reply = await dispatcher.reply(to: frame) {
+                    switch await dispatcher.outcome(of: frame) {
+                    case .reply(let reply):
                         try await outbound.write(ByteBuffer(data: reply))
+                    case .silent:
+                        continue
+                    case let .follow(reply, id, subscription):
+                        try await outbound.write(ByteBuffer(data: reply))
+                        await stream(subscription, to: outbound, closed: connection.channel.closeFuture)
+                        await methods.feed.unsubscribe(id)
+                        return
                     }
                 }
             }
         } catch {
             logger.debug("control connection ended", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+extension ControlServer {
+    /// Writes a follower's events until it leaves, falls too far behind, or tttd stops.
+    private func stream(_ subscription: EventFeed.Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
+                        closed: EventLoopFuture<Void>) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await line in subscription.stream {
+                    do { try await outbound.write(line) } catch { return }
+                }
+                if subscription.overflowed {
+                    let notice = #"{"jsonrpc":"2.0","method":"error","params":{"code":"too_slow","message":"this follower fell too far behind and was disconnected; follow again"}}"# + "\n"
+                    try? await outbound.write(ByteBuffer(string: notice))
+                }
+            }
+            group.addTask { try? await closed.get() }
+            await group.next()
+            group.cancelAll()
         }
     }
 }

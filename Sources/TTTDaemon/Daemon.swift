@@ -5,6 +5,8 @@ import NIOPosix
 import ServiceLifecycle
 import Synchronization
 import TTTConfig
+import TTTDetection
+import TTTDomain
 import TTTStore
 import TTTSystemd
 import UnixSignals
@@ -20,6 +22,7 @@ public struct DaemonService: Service, CustomStringConvertible {
     let notifier: SystemdNotifier
     let logger: Logger
     let logLevel: SharedLogLevel
+    let detection: DetectionService?
 
     /// The part of the configuration that SIGHUP may change, shared with the running parts.
     final class Settings: Sendable {
@@ -28,8 +31,9 @@ public struct DaemonService: Service, CustomStringConvertible {
         var value: TTTConfiguration { current.withLock { $0 } }
     }
 
-    public init(configPath: String, configuration: TTTConfiguration, store: Store, notifier: SystemdNotifier,
-                logLevel: SharedLogLevel, logger: Logger) {
+    public init(configPath: String, configuration: TTTConfiguration, store: Store, detection: DetectionService?,
+                notifier: SystemdNotifier, logLevel: SharedLogLevel, logger: Logger) {
+        self.detection = detection
         self.configPath = configPath
         self.settings = Settings(configuration)
         self.store = store
@@ -48,9 +52,11 @@ public struct DaemonService: Service, CustomStringConvertible {
 
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
+            let feed = EventFeed(store: store, logger: logger)
             let server = ControlServer(
                 path: configuration.control.socket, viewerGroup: { roles.current.viewer },
-                methods: ControlMethods(store: store, status: status, roles: roles, logger: logger), logger: logger)
+                methods: ControlMethods(store: store, status: status, roles: roles, detection: detection, feed: feed, logger: logger),
+                logger: logger)
             let channel = try await server.bind()
             await status.refresh()
             notifier.ready(status: await status.statusLine)
@@ -65,6 +71,8 @@ public struct DaemonService: Service, CustomStringConvertible {
                     group.addTask { await pingWatchdog(every: interval, status: status) }
                 }
                 group.addTask { await reloadOnHangup(hangups, roles: roles, status: status) }
+                group.addTask { await feed.run() }
+                if let detection { group.addTask { try await detection.run() } }
             }
             logger.notice("tttd stopped")
         } onGracefulShutdown: {
@@ -93,7 +101,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                     "reason": "\(reason)", "attempt": "\(attempt)", "retry_in": "\(delay)"])
                 notifier.status("waiting for the database (\(reason)); retry \(attempt) in \(delay)")
                 // systemd would otherwise kill a start that takes longer than TimeoutStartSec.
-                notifier.extendTimeout(seconds: Int(delay.seconds) + 30)
+                notifier.extendTimeout(seconds: Int(delay.asSeconds) + 30)
                 let wait = delay
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                 delay = min(delay * 2, .seconds(30))
@@ -158,6 +166,7 @@ public struct DaemonService: Service, CustomStringConvertible {
         apply(reloadable: new, to: &applied)
         settings.current.withLock { $0 = applied }
         roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
+        await detection?.update(DetectionService.Settings(applied))
         logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
         if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
             logger.notice("configuration reloaded: nothing changed")
@@ -170,13 +179,19 @@ public struct DaemonService: Service, CustomStringConvertible {
         return "configuration reloaded"
     }
 
-    /// Everything except what needs a restart (database, control socket, metrics listener).
+    /// Everything except what needs a restart (`TTTConfiguration.restartOnlyKeys` and database.*).
     private func apply(reloadable new: TTTConfiguration, to current: inout TTTConfiguration) {
-        let keep = (current.database, current.control.socket, current.metrics)
+        let old = current
         current = new
-        current.database = keep.0
-        current.control.socket = keep.1
-        current.metrics = keep.2
+        current.database = old.database
+        current.control.socket = old.control.socket
+        current.metrics = old.metrics
+        current.tiktok.webURL = old.tiktok.webURL
+        current.tiktok.webcastURL = old.tiktok.webcastURL
+        current.tiktok.proxies = old.tiktok.proxies
+        current.tiktok.concurrency = old.tiktok.concurrency
+        current.secrets.databasePassword = old.secrets.databasePassword
+        current.secrets.tiktokSession = old.secrets.tiktokSession
     }
 
     private func warnAboutMissingGroups(_ groups: RoleResolver.Groups) {

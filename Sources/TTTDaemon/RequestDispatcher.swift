@@ -20,6 +20,48 @@ struct RequestDispatcher {
         self.logger = logger
     }
 
+    enum Outcome {
+        case reply(Data)
+        /// A JSON-RPC notification (no id): nothing to send.
+        case silent
+        /// `follow`: send the reply, then stream the subscription's events until the client leaves.
+        case follow(reply: Data, subscriptionID: Int, subscription: EventFeed.Subscription)
+    }
+
+    func outcome(of frame: RequestFrame) async -> Outcome {
+        if case .line(let buffer) = frame, let follow = await followRequest(buffer) { return follow }
+        return (await reply(to: frame)).map(Outcome.reply) ?? .silent
+    }
+
+    /// Handles `follow` here: unlike the other methods it takes over the connection.
+    private func followRequest(_ buffer: ByteBuffer) async -> Outcome? {
+        let data = Data(buffer.readableBytesView)
+        guard let envelope = try? decoder.decode(RPCEnvelope.self, from: data), envelope.jsonrpc == "2.0",
+              envelope.method == ControlMethod.follow.rawValue, peer.role != nil, let id = envelope.id else { return nil }
+        do {
+            guard let params = try decoder.decode(RPCParams<FollowParams>.self, from: data).params else {
+                return .reply(failure(id, ControlError(.invalidParams, "missing \"params\"")))
+            }
+            var names = [String]()
+            for raw in params.usernames {
+                do { names.append(try Username(validating: raw).value) } catch {
+                    return .reply(failure(id, ControlError(.invalidUsername, error.description)))
+                }
+            }
+            guard params.all || !names.isEmpty else {
+                return .reply(failure(id, ControlError(.invalidParams, "name an account or follow all")))
+            }
+            let (subscriptionID, subscription) = try await methods.feed.subscribe(usernames: params.all ? nil : Set(names))
+            var reply = try encoder.encode(RPCSuccess(id: id, result: FollowResult(following: names.sorted(), all: params.all)))
+            reply.append(UInt8(ascii: "\n"))
+            return .follow(reply: reply, subscriptionID: subscriptionID, subscription: subscription)
+        } catch let error as StoreError {
+            return .reply(failure(id, ControlError(.databaseUnavailable, "the database is unavailable (\(error)); try again when it is back")))
+        } catch {
+            return .reply(failure(id, ControlError(.invalidParams, "invalid params: \(error)")))
+        }
+    }
+
     /// The reply to send, or nil for a JSON-RPC notification (a request without an id).
     func reply(to frame: RequestFrame) async -> Data? {
         guard case .line(let buffer) = frame else {

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import TTTStore
+import TTTDomain
 import TTTSystemd
 
 /// What `tttctl status` and systemd's STATUS= show, kept in memory so that `status` costs no query.
@@ -31,7 +32,7 @@ actor StatusBoard {
     }
 
     func snapshot() -> Snapshot {
-        Snapshot(uptime: (ContinuousClock.now - startedAt).seconds, accounts: counts.accounts,
+        Snapshot(uptime: (ContinuousClock.now - startedAt).asSeconds, accounts: counts.accounts,
                  livesActive: counts.livesActive, pipelinesActive: 0, database: databaseState)
     }
 
@@ -77,12 +78,5 @@ actor StatusBoard {
         guard line != lastStatusLine else { return }
         lastStatusLine = line
         notifier.status(line)
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -3,6 +3,8 @@ import Foundation
 /// What the detector last learnt about an account. `unknown` is an error or a block, never "offline".
 public enum CheckState: String, Sendable, Codable, CaseIterable {
     case live, offline, unknown
+    /// TikTok said twice in a row that the account does not exist.
+    case notFound = "not_found"
 }
 
 /// A watched TikTok account.

@@ -22,11 +22,17 @@ enum Migrations {
                 added_by        text,
                 added_at        timestamptz NOT NULL DEFAULT now(),
                 live            boolean NOT NULL DEFAULT false,
-                check_state     text CHECK (check_state IN ('live', 'offline', 'unknown')),
+                check_state     text CHECK (check_state IN ('live', 'offline', 'unknown', 'not_found')),
+                check_detail    text,
                 last_checked_at timestamptz,
-                next_check_at   timestamptz NOT NULL DEFAULT now(),
+                -- Detection: hysteresis counters, the next check (new accounts go first), the lease
+                -- of the node checking it now, and the weight that spreads the budget.
+                offline_streak   integer NOT NULL DEFAULT 0,
+                not_found_streak integer NOT NULL DEFAULT 0,
+                next_check_at   timestamptz NOT NULL DEFAULT '-infinity',
                 lease_owner     text,
-                lease_expires_at timestamptz
+                lease_expires_at timestamptz,
+                weight          double precision NOT NULL DEFAULT 0.4472
             )
             """,
             "CREATE INDEX accounts_next_check ON accounts (next_check_at)",
@@ -41,9 +47,16 @@ enum Migrations {
                 ended_at     timestamptz,
                 peak_viewers integer,
                 status       text NOT NULL CHECK (status IN ('live', 'ended')),
-                end_reason   text
+                end_reason   text,
+                restricted   boolean NOT NULL DEFAULT false,
+                stream_url   text,
+                -- Batched check_alive of open lives: when next, and which node holds it.
+                next_alive_check_at timestamptz NOT NULL DEFAULT now(),
+                alive_lease_owner   text,
+                alive_lease_expires_at timestamptz
             )
             """,
+            "CREATE INDEX lives_account_started ON lives (account_id, started_at DESC)",
             // A live is resumed after a restart, never duplicated: at most one open live per account.
             "CREATE UNIQUE INDEX lives_one_open_per_account ON lives (account_id) WHERE status = 'live'",
             "CREATE INDEX lives_started ON lives (started_at DESC)",
@@ -73,6 +86,16 @@ enum Migrations {
             )
             """,
             "CREATE INDEX deliveries_pending ON deliveries (next_attempt_at) WHERE state = 'pending'",
+            // Nodes sharing this database, each with its request budget: the budget of the whole
+            // cluster decides how often each account can be checked.
+            """
+            CREATE TABLE nodes (
+                node_id      text PRIMARY KEY,
+                budget_rps   double precision NOT NULL,
+                heartbeat_at timestamptz NOT NULL DEFAULT now(),
+                started_at   timestamptz NOT NULL DEFAULT now()
+            )
+            """,
         ]),
     ]
 

@@ -47,6 +47,14 @@ enum Output {
         duration(max(0, Date().timeIntervalSince(date))) + " ago"
     }
 
+    static func dateTime(_ date: Date) -> String {
+        date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
+    }
+
+    static func time(_ date: Date) -> String {
+        date.formatted(.iso8601.time(includingFractionalSeconds: false).timeSeparator(.colon))
+    }
+
     static func date(_ date: Date) -> String {
         date.formatted(.iso8601.year().month().day().dateSeparator(.dash))
     }

@@ -12,7 +12,7 @@ struct TTTCTL: ParsableCommand {
             2 usage error, 3 tttd cannot be reached.
             """,
         version: TTTVersion.client,
-        subcommands: [Status.self, Accounts.self])
+        subcommands: [Status.self, Accounts.self, Lives.self, Live.self, Follow.self])
 }
 
 enum TTTVersion { static let client = "0.1.0" }
@@ -50,6 +50,19 @@ struct Status: ParsableCommand {
             ("database", status.database),
             ("your role", status.role.rawValue),
         ])
+        if let detection = status.detection {
+            print("")
+            let every = Output.duration(detection.roundS)
+            print(detection.stretched
+                ? "detection: each account every ~\(every) (target \(Output.duration(detection.intervalS)); the budget of \(detection.budgetRps) requests/s cannot keep it)"
+                : "detection: each account every \(every)")
+            for egress in detection.egresses {
+                var line = "  \(egress.name): \(String(format: "%.2f", egress.rateRps)) requests/s, \(egress.requests) sent"
+                if egress.pausedForS > 0 { line += ", paused \(Output.duration(egress.pausedForS)) (\(egress.lastBlock ?? "blocked"))" }
+                else if egress.slowdown < 1 { line += ", slowed down after \(egress.lastBlock ?? "a block")" }
+                print(line)
+            }
+        }
     }
 }
 

@@ -57,8 +57,10 @@ struct Run: AsyncParsableCommand {
                             password: configuration.secrets.databasePassword ?? url.password, database: url.database),
             logger: Logger(label: "tttd.store"))
         let notifier = SystemdNotifier()
+        let detection = DetectionWiring.make(configuration: configuration, store: store,
+                                             logger: Logger(label: "tttd.detection"))
         let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
-                                   notifier: notifier, logLevel: level, logger: logger)
+                                   detection: detection.service, notifier: notifier, logLevel: level, logger: logger)
         // Shut down in reverse order: the daemon's parts first, the database pool last.
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: store.client), .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
@@ -67,6 +69,7 @@ struct Run: AsyncParsableCommand {
             logger: logger))
         do {
             try await group.run()
+            for client in detection.clients { await client.shutdown() }
         } catch {
             logger.critical("tttd failed: \(error)")
             notifier.status("failed: \(error)")

@@ -21,11 +21,16 @@ import Testing
         new.control.socket = "/tmp/c.sock"
         new.metrics.listen = "127.0.0.1:9464"
         new.secrets.databasePassword = "pw"
+        new.control.adminGroup = "moderators"
+        new.tiktok.proxies = ["http://proxy.example:3128"]
         let changes = base.changes(to: new)
         #expect(changes.reloadable == [
-            "detection.interval", "analysis.always_alert", "alerts.webhooks", "log.level", "secrets.analysis_api_key",
+            "control.admin_group", "detection.interval", "analysis.always_alert", "alerts.webhooks", "log.level",
+            "secrets.analysis_api_key",
         ])
-        #expect(changes.needRestart == ["database.url", "control.socket", "metrics.listen", "secrets.database_password"])
+        #expect(changes.needRestart == [
+            "database.url", "control.socket", "tiktok.proxies", "metrics.listen", "secrets.database_password",
+        ])
     }
 
     @Test func emailAndWebhookSecrets() {

@@ -26,7 +26,7 @@ struct ReloadTests {
 
         let after = try await daemon.ctl(["accounts", "add", "@alice"], as: "ttt-test-viewer")
         #expect(after.status == 0, "\(after)")
-        #expect(daemon.log.contains("control.admin_group"), "\(daemon.log)")
+        #expect(daemon.log.contains("configuration reloaded changed=control.admin_group"), "\(daemon.log)")
         #expect(daemon.log.contains("only after a restart: control.socket"), "\(daemon.log)")
         #expect(FileManager.default.fileExists(atPath: daemon.socketPath), "the socket stays where it was")
         #expect(try await daemon.stop() == 0)

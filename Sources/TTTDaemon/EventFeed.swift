@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Synchronization
+import TTTStore
+
+/// Fans the events table out to `tttctl follow` clients. Woken by NOTIFY (sent in the transaction
+/// that wrote the event) and, as a fallback while LISTEN reconnects, every two seconds. Followers
+/// read from the table, in id order: an event committed between subscribing and the first wake-up
+/// is still delivered.
+actor EventFeed {
+    /// The event types followers see (internal ones, like account_added, stay in the table).
+    static let followedTypes = ["live_started", "live_ended", "transcript", "analysis", "alert", "pipeline_state"]
+    /// A follower that falls this many events behind is cut off rather than slowing the daemon.
+    static let followerBuffer = 1000
+    /// How long a gap in event ids may be an uncommitted transaction before it is skipped.
+    static let gapPatience = Duration.seconds(10)
+
+    private let store: Store
+    private let logger: Logger
+    private var cursor: Int64 = 0
+    private var started = false
+    private var subscribers: [Int: Subscription] = [:]
+    private var nextID = 0
+    private var gapSince: ContinuousClock.Instant?
+
+    init(store: Store, logger: Logger) {
+        self.store = store
+        self.logger = logger
+    }
+
+    /// One follower's queue. `overflowed` tells the connection why the stream ended.
+    final class Subscription: Sendable {
+        let usernames: Set<String>?
+        let stream: AsyncStream<ByteBuffer>
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+        private let state = Mutex(false)
+
+        init(usernames: Set<String>?) {
+            self.usernames = usernames
+            (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingOldest(EventFeed.followerBuffer))
+        }
+
+        var overflowed: Bool { state.withLock { $0 } }
+        func markOverflowed() { state.withLock { $0 = true } }
+    }
+
+    func subscribe(usernames: Set<String>?) async throws(StoreError) -> (Int, Subscription) {
+        if !started {
+            cursor = try await store.lastEventID()
+            started = true
+        }
+        let subscription = Subscription(usernames: usernames)
+        nextID += 1
+        subscribers[nextID] = subscription
+        return (nextID, subscription)
+    }
+
+    func unsubscribe(_ id: Int) {
+        subscribers.removeValue(forKey: id)?.continuation.finish()
+    }
+
+    /// Runs until shutdown: LISTEN with reconnection, plus the periodic fallback.
+    nonisolated func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                while !Task.isShuttingDownGracefully {
+                    do {
+                        try await self.store.listen("tttd_events") { notifications in
+                            await self.deliver()
+                            for try await _ in notifications.cancelOnGracefulShutdown() { await self.deliver() }
+                        }
+                    } catch {
+                        self.logger.debug("event LISTEN ended; reconnecting", metadata: ["error": "\(error)"])
+                    }
+                    guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil else { return }
+                }
+            }
+            group.addTask {
+                while !Task.isShuttingDownGracefully {
+                    guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(2)) })) != nil else { return }
+                    await self.deliver()
+                }
+            }
+        }
+        for subscription in await subscribers.values { subscription.continuation.finish() }
+    }
+
+    /// Reads the events past the cursor and hands them to the followers they concern.
+    func deliver() async {
+        guard started, !subscribers.isEmpty else {
+            // Nobody follows: keep the cursor at the end so a new follower starts from now.
+            if started, let last = try? await store.lastEventID() { cursor = last }
+            return
+        }
+        let events: [Store.EventRecord]
+        do { events = try await store.events(after: cursor, types: nil, limit: 500) } catch { return }
+        for event in events {
+            // Ids are handed out at insert but become visible at commit: a hole may be a transaction
+            // still running. Wait for it a while before passing it (a rollback leaves holes for good).
+            if event.id != cursor + 1 {
+                let now = ContinuousClock.now
+                if gapSince == nil { gapSince = now }
+                if now - gapSince! < Self.gapPatience { break }
+            }
+            gapSince = nil
+            cursor = event.id
+            guard Self.followedTypes.contains(event.type) else { continue }
+            subscribers.forEach { id, subscription in
+                if let names = subscription.usernames, !names.contains(event.username ?? "") { return }
+                var line = ByteBuffer(string: "{\"jsonrpc\":\"2.0\",\"method\":\"event\",\"params\":")
+                line.writeString(event.payload)
+                line.writeString("}\n")
+                if case .dropped = subscription.continuation.yield(line) {
+                    subscription.markOverflowed()
+                    subscription.continuation.finish()
+                    subscribers.removeValue(forKey: id)
+                    logger.warning("a follower fell \(Self.followerBuffer) events behind and was cut off")
+                }
+            }
+        }
+        if events.count == 500 { await deliver() }
+    }
+}

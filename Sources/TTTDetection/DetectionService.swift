@@ -1,0 +1,241 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import Synchronization
+import TTTDomain
+import TTTStore
+import TTTTikTok
+
+/// Watches every account within the request budget: claims due accounts (leases shared with other
+/// nodes), looks them up through its egresses, follows open lives with batched check_alive, and
+/// records each answer with the lifecycle's hysteresis.
+public final class DetectionService: Service, Sendable {
+    public struct Settings: Sendable {
+        public var interval: Duration
+        public var offlineConfirmations: Int
+        public var requestsPerSecond: Double
+        public var concurrency: Int
+        /// How often open lives are re-checked through check_alive.
+        public var aliveRecheck: Duration
+        /// How long a claim holds an account or a live; a dead node's work returns after this.
+        public var lease: Duration
+        /// Rooms per check_alive request.
+        public var aliveBatch: Int
+
+        public init(interval: Duration, offlineConfirmations: Int, requestsPerSecond: Double, concurrency: Int,
+                    aliveRecheck: Duration = .seconds(15), lease: Duration = .seconds(60), aliveBatch: Int = 50) {
+            self.interval = interval
+            self.offlineConfirmations = offlineConfirmations
+            self.requestsPerSecond = requestsPerSecond
+            self.concurrency = concurrency
+            self.aliveRecheck = aliveRecheck
+            self.lease = lease
+            self.aliveBatch = aliveBatch
+        }
+    }
+
+    public struct Egress: Sendable {
+        public var name: String
+        public var client: any TikTokClient
+
+        public init(name: String, client: any TikTokClient) {
+            self.name = name
+            self.client = client
+        }
+    }
+
+    /// What `tttctl status` shows of detection.
+    public struct Snapshot: Sendable, Codable, Equatable {
+        public var nodeID: String
+        public var intervalS: Double
+        /// The time between two checks of an account of average weight, given the cluster's budget.
+        public var roundS: Double
+        public var budgetRPS: Double
+        public var egresses: [EgressSnapshot]
+
+        public var stretched: Bool { roundS > intervalS * 1.05 }
+    }
+
+    let nodeID: String
+    let store: Store
+    let egresses: [(Egress, EgressPacer)]
+    let settings: Mutex<Settings>
+    let pace: Mutex<Store.Pace>
+    let queue: JobQueue
+    let logger: Logger
+    let onRecorded: @Sendable (Store.Recorded, Username) async -> Void
+
+    public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
+                onRecorded: @escaping @Sendable (Store.Recorded, Username) async -> Void) {
+        self.nodeID = nodeID
+        self.store = store
+        let perEgress = settings.requestsPerSecond
+        self.egresses = egresses.map { ($0, EgressPacer(name: $0.name, rate: perEgress, concurrency: settings.concurrency)) }
+        self.settings = Mutex(settings)
+        self.pace = Mutex(Store.Pace(target: settings.interval, totalWeight: 0,
+                                     budgetPerSecond: perEgress * Double(max(1, egresses.count))))
+        self.queue = JobQueue(store: store, nodeID: nodeID, logger: logger)
+        self.logger = logger
+        self.onRecorded = onRecorded
+    }
+
+    var nodeBudget: Double { settings.withLock { $0.requestsPerSecond } * Double(egresses.count) }
+
+    /// New settings after SIGHUP (interval, confirmations, budget).
+    public func update(_ new: Settings) async {
+        settings.withLock { $0 = new }
+        for (_, pacer) in egresses { await pacer.setRate(new.requestsPerSecond) }
+        pace.withLock { $0.target = new.interval }
+    }
+
+    /// Wakes the queue: accounts were added and are due now.
+    public func accountsAdded() async { await queue.poke() }
+
+    public func snapshot() async -> Snapshot {
+        let current = pace.withLock { $0 }
+        let accounts = await queue.accountCount
+        var egressSnapshots = [EgressSnapshot]()
+        for (_, pacer) in egresses { egressSnapshots.append(await pacer.snapshot()) }
+        let round = current.budgetPerSecond > 0 ? Double(accounts) / current.budgetPerSecond : 0
+        return Snapshot(nodeID: nodeID, intervalS: current.target.asSeconds,
+                        roundS: max(current.target.asSeconds, round), budgetRPS: current.budgetPerSecond,
+                        egresses: egressSnapshots)
+    }
+
+    public func run() async throws {
+        try await retryingStore("register node") { try await store.registerNode(nodeID, budgetPerSecond: nodeBudget) }
+        logger.notice("detection started", metadata: [
+            "node": "\(nodeID)", "egresses": "\(egresses.map(\.0.name).joined(separator: ","))",
+            "budget_rps": "\(nodeBudget)"])
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.heartbeat() }
+            for (egress, pacer) in egresses {
+                for _ in 0..<settings.withLock({ $0.concurrency }) {
+                    group.addTask { await self.work(egress, pacer) }
+                }
+            }
+        }
+    }
+
+    // MARK: Loops
+
+    private func heartbeat() async {
+        while !Task.isShuttingDownGracefully {
+            do {
+                let (budget, totalWeight, accounts) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
+                pace.withLock {
+                    $0.budgetPerSecond = budget
+                    $0.totalWeight = totalWeight
+                }
+                await queue.setAccountCount(accounts)
+                let rate = egresses.isEmpty ? 0 : await egresses[0].1.effectiveRate
+                await queue.setClaimSize(Int((rate * Double(egresses.count) * 10).rounded(.up)))
+            } catch {
+                logger.warning("detection heartbeat failed", metadata: ["error": "\(error)"])
+            }
+            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(10)) })) != nil else { return }
+        }
+    }
+
+    private func work(_ egress: Egress, _ pacer: EgressPacer) async {
+        while !Task.isShuttingDownGracefully {
+            let job: JobQueue.Job
+            let (batch, lease) = settings.withLock { ($0.aliveBatch, $0.lease) }
+            let queue = self.queue
+            do { job = try await cancelWhenGracefulShutdown { try await queue.next(aliveBatch: batch, lease: lease) } }
+            catch { return }
+            do { try await cancelWhenGracefulShutdown { try await pacer.acquire() } } catch {
+                await queue.giveBack(job)
+                return
+            }
+            switch job {
+            case .lookUp(let account):
+                let lookup = await egress.client.lookUp(account.username)
+                await pacer.finish(block: lookup.block)
+                let observation = await observe(lookup, egress: egress, pacer: pacer)
+                await record(observation, accountID: account.id, username: account.username, fromLookup: true)
+            case .checkAlive(let lives):
+                let answer = await egress.client.checkAlive(lives.map(\.roomID))
+                switch answer {
+                case .answered(let alive):
+                    await pacer.finish(block: nil)
+                    var unanswered = [Int64]()
+                    for live in lives {
+                        guard let isAlive = alive[live.roomID] else {
+                            unanswered.append(live.liveID)
+                            continue
+                        }
+                        await record(isAlive ? .roomAlive(live.roomID) : .roomGone(live.roomID),
+                                     accountID: live.accountID, username: live.username, fromLookup: false)
+                    }
+                    if !unanswered.isEmpty { await release(unanswered) }
+                case .unknown(let reason, let block):
+                    await pacer.finish(block: block)
+                    logger.info("check_alive answered nothing useful", metadata: ["reason": "\(reason)", "egress": "\(egress.name)"])
+                    await release(lives.map(\.liveID))
+                }
+            }
+        }
+    }
+
+    /// A live answer without stream URLs asks room/info for them (with the session, if any).
+    private func observe(_ lookup: AccountLookup, egress: Egress, pacer: EgressPacer) async -> Observation {
+        switch lookup {
+        case .live(var room):
+            if room.streams.isEmpty, (try? await pacer.acquire()) != nil {
+                let info = await egress.client.roomInfo(room.roomID)
+                switch info {
+                case .live(let detailed):
+                    await pacer.finish(block: nil)
+                    room.streams = detailed.streams
+                    room.title = room.title ?? detailed.title
+                case .restricted:
+                    await pacer.finish(block: nil)
+                    room.restricted = true
+                case .ended:
+                    await pacer.finish(block: nil)
+                case .unknown(_, let block):
+                    await pacer.finish(block: block)
+                }
+            }
+            return .live(ObservedLive(roomID: room.roomID, title: room.title, viewers: room.viewers,
+                                      streamURL: room.streams.best, restricted: room.restricted))
+        case .offline: return .offline
+        case .notFound: return .notFound
+        case .unknown(let reason, _): return .unknown(reason)
+        }
+    }
+
+    private func record(_ observation: Observation, accountID: Int64, username: Username, fromLookup: Bool) async {
+        let (confirmations, recheck) = settings.withLock { ($0.offlineConfirmations, $0.aliveRecheck) }
+        do {
+            if let recorded = try await store.record(
+                observation, accountID: accountID, node: nodeID, offlineConfirmations: confirmations,
+                pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup) {
+                await onRecorded(recorded, username)
+            }
+        } catch {
+            // The lease runs out and the account is checked again: nothing is lost but time.
+            logger.warning("could not record a check", metadata: ["account": "\(username)", "error": "\(error)"])
+        }
+    }
+
+    private func release(_ lives: [Int64]) async {
+        let recheck = settings.withLock { $0.aliveRecheck }
+        do { try await store.releaseLives(lives, node: nodeID, after: recheck) } catch {
+            logger.warning("could not release lives", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func retryingStore(_ what: String, _ body: () async throws -> Void) async throws {
+        var delay = Duration.seconds(1)
+        while true {
+            do { return try await body() } catch {
+                logger.warning("detection: \(what) failed; retrying", metadata: ["error": "\(error)"])
+                let wait = delay
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import Logging
+import TTTStore
+
+/// Hands the egress workers their next request: a batched check_alive when open lives are due,
+/// else the next claimed account. Claims a few seconds' worth of accounts at a time, so leases stay
+/// short and other nodes can take the rest.
+actor JobQueue {
+    enum Job: Sendable {
+        case lookUp(Store.ClaimedAccount)
+        case checkAlive([Store.ClaimedLive])
+    }
+
+    private let store: Store
+    private let nodeID: String
+    private let logger: Logger
+    private var buffered: [Store.ClaimedAccount] = []
+    private var claimSize = 1
+    private var lastLivesClaim = ContinuousClock.now - .seconds(60)
+    private var idleUntil = ContinuousClock.now
+    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    private var nextWaiter = 0
+    private(set) var accountCount = 0
+
+    init(store: Store, nodeID: String, logger: Logger) {
+        self.store = store
+        self.nodeID = nodeID
+        self.logger = logger
+    }
+
+    func setClaimSize(_ size: Int) { claimSize = min(200, max(1, size)) }
+    func setAccountCount(_ count: Int) { accountCount = count }
+
+    /// Accounts were added (due at once): stop idling.
+    func poke() {
+        idleUntil = .now
+        let woken = waiters.values
+        waiters = [:]
+        woken.forEach { $0.resume() }
+    }
+
+    func giveBack(_ job: Job) {
+        if case .lookUp(let account) = job { buffered.insert(account, at: 0) }
+    }
+
+    func next(aliveBatch: Int, lease: Duration) async throws -> Job {
+        while true {
+            try Task.checkCancellation()
+            if ContinuousClock.now - lastLivesClaim >= .seconds(1) {
+                lastLivesClaim = .now
+                if let lives = try? await store.claimLivesForAliveCheck(node: nodeID, limit: aliveBatch, lease: lease),
+                   !lives.isEmpty {
+                    return .checkAlive(lives)
+                }
+            }
+            if !buffered.isEmpty { return .lookUp(buffered.removeFirst()) }
+            if ContinuousClock.now >= idleUntil {
+                do {
+                    let claimed = try await store.claimDueAccounts(node: nodeID, limit: claimSize, lease: lease)
+                    if !claimed.isEmpty {
+                        buffered.append(contentsOf: claimed)
+                        continue
+                    }
+                } catch {
+                    logger.debug("cannot claim accounts", metadata: ["error": "\(error)"])
+                }
+                // Nothing due: look again in a second (lives may fall due, other nodes may free leases).
+                idleUntil = .now + .seconds(1)
+            }
+            await idle(until: idleUntil)
+        }
+    }
+
+    private func idle(until deadline: ContinuousClock.Instant) async {
+        // Woken by the deadline or by poke(), whichever comes first.
+        let id = nextWaiter
+        nextWaiter += 1
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            waiters[id] = continuation
+            Task { [weak self] in
+                try? await Task.sleep(until: deadline)
+                await self?.wake(id)
+            }
+        }
+    }
+
+    private func wake(_ id: Int) {
+        waiters.removeValue(forKey: id)?.resume()
+    }
+}

@@ -1,0 +1,288 @@
+import Foundation
+import PostgresNIO
+import TTTDomain
+
+/// Detection's use of the database: leases on accounts and open lives (several nodes may share one
+/// database), and each observation applied with its events in one transaction.
+extension Store {
+    public struct ClaimedAccount: Sendable {
+        public var id: Int64
+        public var username: Username
+    }
+
+    public struct ClaimedLive: Sendable {
+        public var liveID: Int64
+        public var accountID: Int64
+        public var username: Username
+        public var roomID: String
+    }
+
+    /// How often an account can be checked: the cluster's budget spread by weight.
+    public struct Pace: Sendable {
+        public var target: Duration
+        public var totalWeight: Double
+        public var budgetPerSecond: Double
+
+        public init(target: Duration, totalWeight: Double, budgetPerSecond: Double) {
+            self.target = target
+            self.totalWeight = totalWeight
+            self.budgetPerSecond = budgetPerSecond
+        }
+
+        /// The time to the next check of an account of this weight: the target interval, stretched
+        /// when the budget cannot keep it. Checking frequency ∝ √(rate of lives) minimises the mean
+        /// detection delay for a fixed budget, which is why weights are square roots.
+        public func interval(weight: Double) -> Double {
+            let share = budgetPerSecond > 0 ? totalWeight / (budgetPerSecond * max(weight, 0.01)) : 3600
+            return max(target.asSeconds, share)
+        }
+    }
+
+    /// Weight of an account from its history: √(lives in 30 days + 0.2 + 1 if it went live this week).
+    public static func weight(livesIn30Days: Int, wentLiveThisWeek: Bool) -> Double {
+        (Double(livesIn30Days) + 0.2 + (wentLiveThisWeek ? 1 : 0)).squareRoot()
+    }
+
+    // MARK: Nodes
+
+    /// Registers this node and frees the leases a previous run of it held (after a crash or kill -9).
+    public func registerNode(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) {
+        try await transaction("nodes.register") { connection in
+            try await connection.query("""
+                INSERT INTO nodes (node_id, budget_rps) VALUES (\(nodeID), \(budgetPerSecond))
+                ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now(), started_at = now()
+                """, logger: self.logger)
+            try await connection.query(
+                "UPDATE accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = \(nodeID)", logger: self.logger)
+            try await connection.query(
+                "UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL WHERE alive_lease_owner = \(nodeID)",
+                logger: self.logger)
+        }
+    }
+
+    /// Heartbeat; returns the cluster's budget (live nodes) and the sum of account weights.
+    public func heartbeat(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) -> (budget: Double, totalWeight: Double, accounts: Int) {
+        try await run("nodes.heartbeat") { client in
+            let rows = try await client.query("""
+                WITH beat AS (
+                    INSERT INTO nodes (node_id, budget_rps) VALUES (\(nodeID), \(budgetPerSecond))
+                    ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now()
+                    RETURNING budget_rps
+                )
+                SELECT (SELECT budget_rps FROM beat)
+                       + coalesce((SELECT sum(budget_rps) FROM nodes WHERE node_id <> \(nodeID) AND heartbeat_at > now() - interval '90 seconds'), 0),
+                       coalesce((SELECT sum(weight) FROM accounts), 0),
+                       (SELECT count(*) FROM accounts)::int8
+                """)
+            for try await (budget, weight, count) in rows.decode((Double, Double, Int64).self) {
+                return (budget, weight, Int(count))
+            }
+            return (budgetPerSecond, 0, 0)
+        }
+    }
+
+    // MARK: Claims
+
+    /// Leases up to `limit` accounts whose check is due, most overdue first. SKIP LOCKED and the
+    /// lease keep two nodes from checking one account in the same round.
+    public func claimDueAccounts(node: String, limit: Int, lease: Duration) async throws(StoreError) -> [ClaimedAccount] {
+        let seconds = lease.asSeconds
+        return try await run("accounts.claim") { client in
+            let rows = try await client.query("""
+                WITH due AS (
+                    SELECT id FROM accounts
+                    WHERE next_check_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                    ORDER BY next_check_at
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE accounts a SET lease_owner = \(node), lease_expires_at = now() + make_interval(secs => \(seconds))
+                FROM due WHERE a.id = due.id
+                RETURNING a.id, a.username, a.next_check_at
+                """)
+            var claimed = [(ClaimedAccount, Date)]()
+            for try await (id, name, due) in rows.decode((Int64, String, Date).self) {
+                claimed.append((ClaimedAccount(id: id, username: Username(trusted: name)), due))
+            }
+            return claimed.sorted { $0.1 < $1.1 }.map(\.0)
+        }
+    }
+
+    /// When the next account becomes due (nil when there is none).
+    public func nextDueAt() async throws(StoreError) -> Date? {
+        try await run("accounts.next_due") { client in
+            let rows = try await client.query(
+                "SELECT min(greatest(next_check_at, coalesce(lease_expires_at, '-infinity'))) FROM accounts")
+            for try await due in rows.decode(Date?.self) { return due }
+            return nil
+        }
+    }
+
+    /// Leases open lives whose batched check_alive is due.
+    public func claimLivesForAliveCheck(node: String, limit: Int, lease: Duration) async throws(StoreError) -> [ClaimedLive] {
+        let seconds = lease.asSeconds
+        return try await run("lives.claim") { client in
+            let rows = try await client.query("""
+                WITH due AS (
+                    SELECT id FROM lives
+                    WHERE status = 'live' AND next_alive_check_at <= now()
+                      AND (alive_lease_expires_at IS NULL OR alive_lease_expires_at < now())
+                    ORDER BY next_alive_check_at
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE lives l SET alive_lease_owner = \(node), alive_lease_expires_at = now() + make_interval(secs => \(seconds))
+                FROM due WHERE l.id = due.id AND l.account_id IS NOT NULL
+                RETURNING l.id, l.account_id, l.username, l.room_id
+                """)
+            var lives = [ClaimedLive]()
+            for try await (id, account, name, room) in rows.decode((Int64, Int64, String, String).self) {
+                lives.append(ClaimedLive(liveID: id, accountID: account, username: Username(trusted: name), roomID: room))
+            }
+            return lives
+        }
+    }
+
+    /// Returns a claimed live to the pool after a check_alive that could not be made, due again in `after`.
+    public func releaseLives(_ ids: [Int64], node: String, after: Duration) async throws(StoreError) {
+        let seconds = after.asSeconds
+        try await run("lives.release") { client in
+            _ = try await client.query("""
+                UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
+                    next_alive_check_at = now() + make_interval(secs => \(seconds))
+                WHERE id = ANY(\(ids)::int8[]) AND alive_lease_owner = \(node)
+                """)
+        }
+    }
+
+    // MARK: Observations
+
+    public struct Recorded: Sendable {
+        public var decision: DetectionDecision
+        public var startedLiveID: Int64?
+        /// The events written, in order (ids), for logs.
+        public var eventIDs: [Int64]
+    }
+
+    /// Applies one observation of an account: the lifecycle decision, the account's state, the lives
+    /// and their events commit together; NOTIFY wakes followers on commit. `aliveRecheck` is when the
+    /// open live's next check_alive is due.
+    public func record(
+        _ observation: Observation, accountID: Int64, node: String, offlineConfirmations: Int,
+        pace: Pace, aliveRecheck: Duration, fromLookup: Bool
+    ) async throws(StoreError) -> Recorded? {
+        let logger = self.logger
+        return try await transaction("detection.record") { connection -> Recorded? in
+            let rows = try await connection.query("""
+                SELECT a.username, a.offline_streak, a.not_found_streak, l.id, l.room_id,
+                       (SELECT count(*) FROM lives x WHERE x.account_id = a.id AND x.started_at > now() - interval '30 days')::int8,
+                       coalesce((SELECT max(x.started_at) > now() - interval '7 days' FROM lives x WHERE x.account_id = a.id), false)
+                FROM accounts a LEFT JOIN lives l ON l.account_id = a.id AND l.status = 'live'
+                WHERE a.id = \(accountID)
+                FOR UPDATE OF a
+                """, logger: logger)
+            var found: (String, Int, Int, Int64?, String?, Int64, Bool)?
+            for try await row in rows.decode((String, Int, Int, Int64?, String?, Int64, Bool).self) { found = row }
+            // The account was removed while it was being checked: nothing to record.
+            guard let (username, offlineStreak, notFoundStreak, openID, openRoom, recentLives, thisWeek) = found else { return nil }
+            let state = DetectionState(
+                openLive: openID.flatMap { id in openRoom.map { DetectionState.OpenLive(id: id, roomID: $0) } },
+                offlineStreak: offlineStreak, notFoundStreak: notFoundStreak)
+            let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: offlineConfirmations)
+            var events = [Int64]()
+            var startedID: Int64?
+
+            if let end = decision.end {
+                try await connection.query("""
+                    UPDATE lives SET status = 'ended', ended_at = now(), end_reason = \(end.reason.rawValue),
+                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                    WHERE id = \(end.id) AND status = 'live'
+                    """, logger: logger)
+                events.append(try await Self.insertLiveEvent(connection, type: "live_ended", liveID: end.id, reason: end.reason.rawValue, logger: logger))
+            }
+            if let start = decision.start {
+                let inserted = try await connection.query("""
+                    INSERT INTO lives (account_id, username, room_id, title, started_at, peak_viewers, status, restricted, stream_url,
+                                       next_alive_check_at)
+                    VALUES (\(accountID), \(username), \(start.roomID), \(start.title), now(), \(start.viewers), 'live',
+                            \(start.restricted), \(start.streamURL), now() + make_interval(secs => \(aliveRecheck.asSeconds)))
+                    RETURNING id
+                    """, logger: logger)
+                for try await id in inserted.decode(Int64.self) { startedID = id }
+                if let startedID {
+                    events.append(try await Self.insertLiveEvent(connection, type: "live_started", liveID: startedID, reason: nil, logger: logger))
+                }
+            }
+            if let refresh = decision.refresh, let openID {
+                try await connection.query("""
+                    UPDATE lives SET title = coalesce(\(refresh.title), title),
+                        peak_viewers = greatest(coalesce(peak_viewers, 0), coalesce(\(refresh.viewers), 0)),
+                        stream_url = coalesce(\(refresh.streamURL), stream_url), restricted = \(refresh.restricted)
+                    WHERE id = \(openID)
+                    """, logger: logger)
+            }
+            if observation.isAliveAnswer, let openID, decision.end == nil {
+                let next = decision.recheckSoon ? Duration.seconds(2) : aliveRecheck
+                try await connection.query("""
+                    UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
+                        next_alive_check_at = now() + make_interval(secs => \(next.asSeconds))
+                    WHERE id = \(openID)
+                    """, logger: logger)
+            }
+
+            let liveNow = decision.start != nil || (openID != nil && decision.end == nil)
+            let weight = Self.weight(livesIn30Days: Int(recentLives) + (decision.start == nil ? 0 : 1),
+                                     wentLiveThisWeek: thisWeek || decision.start != nil)
+            // A lookup sets the next lookup; an answer about a room only touches the account's state.
+            let nextCheck: Double? = fromLookup
+                ? (decision.recheckSoon ? min(5, pace.target.asSeconds) : pace.interval(weight: weight) * Double.random(in: 0.9...1.1))
+                : (decision.recheckSoon ? 0 : nil)
+            try await connection.query("""
+                UPDATE accounts SET
+                    offline_streak = \(decision.offlineStreak), not_found_streak = \(decision.notFoundStreak),
+                    live = \(liveNow),
+                    check_state = coalesce(\(decision.checkState?.rawValue), check_state),
+                    check_detail = CASE WHEN \(decision.checkState?.rawValue) IS NULL THEN check_detail ELSE \(decision.detail) END,
+                    last_checked_at = CASE WHEN \(fromLookup) THEN now() ELSE last_checked_at END,
+                    room_id = coalesce(\(decision.start?.roomID), room_id),
+                    weight = \(weight),
+                    next_check_at = CASE WHEN \(nextCheck) IS NULL THEN next_check_at
+                                         ELSE now() + make_interval(secs => \(nextCheck ?? 0)) END,
+                    lease_owner = CASE WHEN \(fromLookup) AND lease_owner = \(node) THEN NULL ELSE lease_owner END,
+                    lease_expires_at = CASE WHEN \(fromLookup) AND lease_owner = \(node) THEN NULL ELSE lease_expires_at END
+                WHERE id = \(accountID)
+                """, logger: logger)
+            return Recorded(decision: decision, startedLiveID: startedID, eventIDs: events)
+        }
+    }
+
+    /// A live event whose payload has the keys of INTERFACES.md (`live_id`, `username`, `room_id`, `title`, `at`).
+    static func insertLiveEvent(_ connection: PostgresConnection, type: String, liveID: Int64, reason: String?,
+                                logger: Logger) async throws -> Int64 {
+        let rows = try await connection.query("""
+            WITH ev AS (
+                INSERT INTO events (type, live_id, username, payload)
+                SELECT \(type), l.id, l.username,
+                       jsonb_strip_nulls(jsonb_build_object(
+                           'type', \(type)::text, 'live_id', l.id, 'username', l.username, 'room_id', l.room_id,
+                           'title', l.title, 'reason', \(reason)::text, 'restricted', CASE WHEN l.restricted THEN true END,
+                           'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+                       || jsonb_build_object('title', l.title)
+                FROM lives l WHERE l.id = \(liveID)
+                RETURNING id
+            )
+            SELECT id, pg_notify('tttd_events', id::text) FROM ev
+            """, logger: logger)
+        for try await (id, _) in rows.decode((Int64, String).self) { return id }
+        throw StoreError.failed("live \(liveID) vanished while writing its event")
+    }
+}
+
+extension Observation {
+    var isAliveAnswer: Bool {
+        switch self {
+        case .roomAlive, .roomGone: return true
+        default: return false
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import PostgresNIO
+import TTTDomain
+
+extension Store {
+    public struct LiveRecord: Sendable, Equatable {
+        public var id: Int64
+        public var username: String
+        public var roomID: String
+        public var title: String?
+        public var startedAt: Date
+        public var endedAt: Date?
+        public var status: String
+        public var peakViewers: Int?
+        public var endReason: String?
+        public var restricted: Bool
+    }
+
+    public struct EventRecord: Sendable {
+        public var id: Int64
+        public var type: String
+        public var liveID: Int64?
+        public var username: String?
+        /// The event's JSON object as stored (the keys of INTERFACES.md).
+        public var payload: String
+        public var createdAt: Date
+    }
+
+    public func listLives(activeOnly: Bool, username: String?, limit: Int) async throws(StoreError) -> [LiveRecord] {
+        try await run("lives.list") { client in
+            let rows = try await client.query("""
+                SELECT id, username, room_id, title, started_at, ended_at, status, peak_viewers, end_reason, restricted
+                FROM lives
+                WHERE (NOT \(activeOnly) OR status = 'live') AND (\(username)::text IS NULL OR username = \(username)::text)
+                ORDER BY started_at DESC, id DESC
+                LIMIT \(limit)
+                """)
+            return try await Self.lives(from: rows)
+        }
+    }
+
+    public func live(id: Int64) async throws(StoreError) -> LiveRecord? {
+        try await run("lives.show") { client in
+            let rows = try await client.query("""
+                SELECT id, username, room_id, title, started_at, ended_at, status, peak_viewers, end_reason, restricted
+                FROM lives WHERE id = \(id)
+                """)
+            return try await Self.lives(from: rows).first
+        }
+    }
+
+    private static func lives(from rows: PostgresRowSequence) async throws -> [LiveRecord] {
+        var lives = [LiveRecord]()
+        for try await (id, name, room, title, started, ended, status, peak, reason, restricted) in rows.decode(
+            (Int64, String, String, String?, Date, Date?, String, Int?, String?, Bool).self
+        ) {
+            lives.append(LiveRecord(id: id, username: name, roomID: room, title: title, startedAt: started, endedAt: ended,
+                                    status: status, peakViewers: peak, endReason: reason, restricted: restricted))
+        }
+        return lives
+    }
+
+    /// Events after `id`, oldest first, of these types (all when nil).
+    public func events(after id: Int64, types: [String]?, limit: Int) async throws(StoreError) -> [EventRecord] {
+        try await run("events.after") { client in
+            let rows = try await client.query("""
+                SELECT id, type, live_id, username, payload::text, created_at
+                FROM events WHERE id > \(id) AND (\(types)::text[] IS NULL OR type = ANY(\(types)::text[]))
+                ORDER BY id LIMIT \(limit)
+                """)
+            var events = [EventRecord]()
+            for try await (id, type, live, name, payload, created) in rows.decode((Int64, String, Int64?, String?, String, Date).self) {
+                events.append(EventRecord(id: id, type: type, liveID: live, username: name, payload: payload, createdAt: created))
+            }
+            return events
+        }
+    }
+
+    public func lastEventID() async throws(StoreError) -> Int64 {
+        try await run("events.last") { client in
+            let rows = try await client.query("SELECT coalesce(max(id), 0)::int8 FROM events")
+            for try await id in rows.decode(Int64.self) { return id }
+            return 0
+        }
+    }
+
+    /// Holds one pooled connection in LISTEN until `body` returns or the connection fails.
+    public func listen(_ channel: String, _ body: @escaping @Sendable (PostgresNotificationSequence) async throws -> Void) async throws {
+        try await client.withConnection { connection in
+            try await connection.listen(on: channel) { notifications in
+                try await body(notifications)
+            }
+        }
+    }
+}

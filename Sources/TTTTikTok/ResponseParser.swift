@@ -1,0 +1,213 @@
+import Foundation
+
+/// Reads TikTok's JSON answers. Shapes follow TIKTOK.md; anything else is `unknown` with a reason
+/// short enough to log. Room ids are read as strings: they are 19-digit integers that a Double
+/// would corrupt.
+public enum ResponseParser {
+    public struct HTTPAnswer: Sendable {
+        public var status: Int
+        public var contentType: String?
+        public var retryAfter: String?
+        public var body: Data
+
+        public init(status: Int, contentType: String?, retryAfter: String?, body: Data) {
+            self.status = status
+            self.contentType = contentType
+            self.retryAfter = retryAfter
+            self.body = body
+        }
+    }
+
+    /// The block signals and transport failures every endpoint shares; nil when the body should be JSON to parse.
+    static func refusal(_ answer: HTTPAnswer) -> (reason: String, block: BlockSignal?)? {
+        switch answer.status {
+        case 429:
+            return ("HTTP 429", .tooManyRequests(retryAfter: answer.retryAfter.flatMap(parseRetryAfter)))
+        case 403:
+            return ("HTTP 403", .forbidden)
+        case 200..<300:
+            break
+        default:
+            return ("HTTP \(answer.status)", nil)
+        }
+        let trimmed = answer.body.drop { $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }
+        if trimmed.isEmpty { return ("empty answer", .emptyBody) }
+        if trimmed.first == UInt8(ascii: "<") || (answer.contentType?.contains("html") ?? false) {
+            let text = String(decoding: answer.body.prefix(4096), as: UTF8.self)
+            if text.contains("_wafchallengeid") || text.contains("SlardarWAF") || text.contains("Please wait") {
+                return ("challenge page", .challengePage)
+            }
+            return ("HTML instead of JSON", .challengePage)
+        }
+        return nil
+    }
+
+    static func parseRetryAfter(_ text: String) -> Duration? {
+        if let seconds = Int(text.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return .seconds(seconds) }
+        return nil
+    }
+
+    // MARK: api-live/user/room
+
+    struct UserRoomEnvelope: Decodable {
+        struct DataPart: Decodable {
+            struct User: Decodable {
+                var roomId: String?
+                var status: Int?
+            }
+            struct LiveRoomPart: Decodable {
+                struct Stats: Decodable { var userCount: Int? }
+                struct StreamDataPart: Decodable {
+                    struct PullData: Decodable { var stream_data: String? }
+                    var pull_data: PullData?
+                }
+                var status: Int?
+                var title: String?
+                var startTime: Int64?
+                var liveRoomStats: Stats?
+                var streamData: StreamDataPart?
+            }
+            var user: User?
+            var liveRoom: LiveRoomPart?
+        }
+        var data: DataPart?
+        var message: String?
+        var statusCode: Int?
+    }
+
+    public static func accountLookup(_ answer: HTTPAnswer) -> AccountLookup {
+        if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
+        guard let envelope = try? JSONDecoder().decode(UserRoomEnvelope.self, from: answer.body) else {
+            return .unknown(reason: "unexpected JSON from api-live/user/room", block: nil)
+        }
+        switch envelope.statusCode {
+        case 0?:
+            break
+        case 19881007?:
+            return .notFound
+        default:
+            let message = envelope.message.map { $0.isEmpty ? "" : " \($0)" } ?? ""
+            return .unknown(reason: "TikTok status \(envelope.statusCode.map(String.init) ?? "missing")\(message)", block: nil)
+        }
+        guard let data = envelope.data, let user = data.user else {
+            return .unknown(reason: "api-live/user/room without data.user", block: nil)
+        }
+        let roomID = user.roomId.flatMap { $0.isEmpty || $0 == "0" ? nil : $0 }
+        let status = data.liveRoom?.status ?? user.status
+        switch status {
+        case 2?:
+            guard let roomID else { return .unknown(reason: "live without a room id", block: nil) }
+            let room = data.liveRoom
+            let streams = room?.streamData?.pull_data?.stream_data.map(streamURLs(fromStreamData:)) ?? StreamURLs(audioOnly: nil, flv: [])
+            return .live(LiveRoom(
+                roomID: roomID, title: room?.title, viewers: room?.liveRoomStats?.userCount,
+                startedAt: room?.startTime.map { Date(timeIntervalSince1970: TimeInterval($0)) }, streams: streams))
+        case 4?:
+            return .offline(lastRoomID: roomID)
+        case let other?:
+            // 3 is reported as "paused": still the same live, not an end.
+            if other == 3, let roomID {
+                return .live(LiveRoom(roomID: roomID, title: data.liveRoom?.title, viewers: nil, startedAt: nil,
+                                      streams: StreamURLs(audioOnly: nil, flv: [])))
+            }
+            return .unknown(reason: "room status \(other)", block: nil)
+        case nil:
+            return .unknown(reason: "api-live/user/room without a status", block: nil)
+        }
+    }
+
+    // MARK: stream_data
+
+    struct StreamDataDocument: Decodable {
+        struct Quality: Decodable {
+            struct Main: Decodable { var flv: String? }
+            var main: Main?
+        }
+        var data: [String: Quality]?
+    }
+
+    /// `stream_data` is a JSON document inside a JSON string: parsed a second time here.
+    public static func streamURLs(fromStreamData text: String) -> StreamURLs {
+        guard let document = try? JSONDecoder().decode(StreamDataDocument.self, from: Data(text.utf8)),
+              let qualities = document.data else { return StreamURLs(audioOnly: nil, flv: []) }
+        func url(_ key: String) -> String? {
+            qualities[key]?.main?.flv.flatMap { $0.isEmpty ? nil : $0 }
+        }
+        let video = ["ld", "sd", "hd", "uhd", "origin"].compactMap(url)
+        return StreamURLs(audioOnly: url("ao"), flv: video)
+    }
+
+    // MARK: check_alive
+
+    struct AliveEnvelope: Decodable {
+        struct Room: Decodable {
+            var alive: Bool
+            var room_id_str: String?
+        }
+        var data: [Room]?
+        var status_code: Int?
+    }
+
+    public static func aliveCheck(_ answer: HTTPAnswer) -> AliveCheck {
+        if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
+        guard let envelope = try? JSONDecoder().decode(AliveEnvelope.self, from: answer.body) else {
+            return .unknown(reason: "unexpected JSON from check_alive", block: nil)
+        }
+        guard envelope.status_code == 0, let rooms = envelope.data else {
+            return .unknown(reason: "check_alive status \(envelope.status_code.map(String.init) ?? "missing")", block: nil)
+        }
+        var alive = [String: Bool]()
+        for room in rooms {
+            if let id = room.room_id_str { alive[id] = room.alive }
+        }
+        return .answered(alive)
+    }
+
+    // MARK: room info
+
+    struct RoomInfoEnvelope: Decodable {
+        struct DataPart: Decodable {
+            struct StreamURL: Decodable {
+                struct SDK: Decodable {
+                    struct PullData: Decodable { var stream_data: String? }
+                    var pull_data: PullData?
+                }
+                var flv_pull_url: [String: String]?
+                var live_core_sdk_data: SDK?
+            }
+            var status: Int?
+            var title: String?
+            var user_count: Int?
+            var id_str: String?
+            var stream_url: StreamURL?
+        }
+        var data: DataPart?
+        var status_code: Int?
+    }
+
+    public static func roomInfo(_ answer: HTTPAnswer, roomID: String) -> RoomInfo {
+        if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
+        guard let envelope = try? JSONDecoder().decode(RoomInfoEnvelope.self, from: answer.body) else {
+            return .unknown(reason: "unexpected JSON from room/info", block: nil)
+        }
+        switch envelope.status_code {
+        case 0?: break
+        case 4003110?, 10011?: return .restricted
+        default: return .unknown(reason: "room/info status \(envelope.status_code.map(String.init) ?? "missing")", block: nil)
+        }
+        guard let data = envelope.data else { return .unknown(reason: "room/info without data", block: nil) }
+        switch data.status {
+        case 2?:
+            var streams = data.stream_url?.live_core_sdk_data?.pull_data?.stream_data.map(streamURLs(fromStreamData:))
+                ?? StreamURLs(audioOnly: nil, flv: [])
+            if let pull = data.stream_url?.flv_pull_url {
+                streams.flv += ["SD2", "SD1", "HD1", "FULL_HD1"].compactMap { pull[$0] }.filter { !streams.flv.contains($0) }
+            }
+            return .live(LiveRoom(roomID: roomID, title: data.title, viewers: data.user_count, startedAt: nil, streams: streams))
+        case 4?:
+            return .ended
+        default:
+            return .unknown(reason: "room status \(data.status.map(String.init) ?? "missing")", block: nil)
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import ArgumentParser
+import Foundation
+import TTTControl
+
+struct Lives: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List lives, newest first.")
+    @Flag(name: .long, help: "Only lives still going on.")
+    var active = false
+    @Argument(help: ArgumentHelp("Only this account's lives.", valueName: "@user"))
+    var username: String?
+    @Option(name: .long, help: ArgumentHelp("At most this many (default 50).", valueName: "n"))
+    var limit: Int?
+    @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1") }
+    }
+
+    func run() throws {
+        let lives: [LiveInfo] = try options.connect().call(
+            "lives.list", LivesListParams(active: active, username: username, limit: limit))
+        if options.json { return try Output.json(lives) }
+        if lives.isEmpty {
+            print(active ? "No live is going on." : "No live recorded yet.")
+            return
+        }
+        Output.table(["ID", "USERNAME", "STATUS", "STARTED", "DURATION", "PEAK", "TITLE"], lives.map { live in
+            [String(live.id), "@" + live.username,
+             live.status == "live" ? "LIVE" : "ended" + (live.endReason.map { " (\($0))" } ?? ""),
+             Output.dateTime(live.startedAt),
+             Output.duration((live.endedAt ?? Date()).timeIntervalSince(live.startedAt)),
+             live.peakViewers.map(String.init) ?? "-",
+             (live.restricted ? "[restricted] " : "") + (live.title ?? "")]
+        })
+    }
+}
+
+struct Live: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one live.", subcommands: [Show.self])
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a live with its transcripts and analyses.")
+        @Argument(help: ArgumentHelp("The live's id (see `tttctl lives`).", valueName: "id"))
+        var id: Int64
+        @OptionGroup var options: ClientOptions
+
+        func run() throws {
+            let live: LiveInfo = try options.connect().call("lives.show", LivesShowParams(id: id))
+            if options.json { return try Output.json(live) }
+            Output.pairs([
+                ("live", String(live.id)),
+                ("account", "@" + live.username),
+                ("room", live.roomId),
+                ("title", live.title ?? "-"),
+                ("status", live.status + (live.endReason.map { " (\($0))" } ?? "")),
+                ("started", Output.dateTime(live.startedAt)),
+                ("ended", live.endedAt.map(Output.dateTime) ?? "-"),
+                ("peak viewers", live.peakViewers.map(String.init) ?? "-"),
+                ("transcripts", String(live.transcripts?.count ?? 0)),
+                ("analyses", String(live.analyses?.count ?? 0)),
+            ])
+            if live.restricted { print("\nThis live is age-restricted: tttd needs the tiktok_session credential to capture it.") }
+        }
+    }
+}
+
+struct Follow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print events as they happen, until interrupted.",
+        discussion: "Events: live_started, live_ended, transcript, analysis, alert, pipeline_state.")
+    @Argument(help: ArgumentHelp("Accounts to follow.", valueName: "@user"))
+    var usernames: [String] = []
+    @Flag(name: .long, help: "Follow every account.")
+    var all = false
+    @Flag(name: .long, help: "Stop when the followed live ends (with --all: when any live ends).")
+    var untilEnd = false
+    @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        if usernames.isEmpty && !all { throw ValidationError("name an account (tttctl follow @user) or use --all") }
+        if !usernames.isEmpty && all { throw ValidationError("give accounts or --all, not both") }
+    }
+
+    func run() throws {
+        let client = try options.connect()
+        let _: FollowResult = try client.call("follow", FollowParams(usernames: usernames, all: all))
+        let decoder = RPC.makeDecoder()
+        while true {
+            let line = try client.readLine()
+            guard let message = try? decoder.decode(RPCNotification<JSONValue>.self, from: line) else { continue }
+            if message.method == "error" {
+                Output.error(message.params["message"]?.stringValue ?? "tttd ended the stream")
+                throw ExitCode(1)
+            }
+            let event = message.params
+            // Written straight to the descriptor: a pipe reader sees each event as it comes.
+            FileHandle.standardOutput.write(options.json ? line + Data("\n".utf8) : Data((EventLine.render(event) + "\n").utf8))
+            if untilEnd, event["type"]?.stringValue == "live_ended" { return }
+        }
+    }
+}
+
+/// One readable line per event for people watching `tttctl follow`.
+enum EventLine {
+    static func render(_ event: JSONValue) -> String {
+        let type = event["type"]?.stringValue ?? "event"
+        let at = event["at"]?.stringValue.flatMap(Timestamp.parse).map(Output.time) ?? Output.time(Date())
+        let who = event["username"]?.stringValue.map { "@" + $0 } ?? ""
+        let live = text(event["live_id"]).map { "live \($0)" } ?? ""
+        switch type {
+        case "live_started":
+            let title = event["title"]?.stringValue.map { " \"\($0)\"" } ?? ""
+            return "\(at)  \(who)  LIVE\(title)  (\(live), room \(event["room_id"]?.stringValue ?? "?"))"
+        case "live_ended":
+            let reason = event["reason"]?.stringValue.map { " (\($0))" } ?? ""
+            return "\(at)  \(who)  ended\(reason)  (\(live))"
+        default:
+            var fields = [String]()
+            if case .object(let object) = event {
+                for key in object.keys.sorted() where !["type", "at", "username", "live_id"].contains(key) {
+                    if let value = text(object[key]) { fields.append("\(key)=\(value)") }
+                }
+            }
+            return "\(at)  \(who)  \(type)  \(live)  \(fields.joined(separator: " "))"
+        }
+    }
+
+    static func text(_ value: JSONValue?) -> String? {
+        switch value {
+        case .string(let text)?: return text
+        case .integer(let number)?: return String(number)
+        case .number(let number)?: return String(number)
+        case .bool(let flag)?: return String(flag)
+        default: return nil
+        }
+    }
+}
