@@ -58,7 +58,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "CShims",
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -79,10 +79,19 @@ let package = Package(
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // Detection: the request budget per egress, the claim queue, and the detection service.
+        .target(name: "TTTDetection", dependencies: [
+            "TTTDomain", "TTTStore", "TTTTikTok",
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: strict),
         .executableTarget(name: "tttsim", dependencies: [
             "TTTSim",
@@ -98,6 +107,7 @@ let package = Package(
         .testTarget(name: "TTTControlTests", dependencies: ["TTTControl"]),
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
         .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
+        .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),
         .testTarget(name: "TTTSimTests", dependencies: [
             "TTTSim",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
