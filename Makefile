@@ -3,6 +3,7 @@
 #   make build         swift build (debug)
 #   make run           dependencies, build, a private PostgreSQL under .run/ unless
 #                      TTTD_DATABASE_URL is set, then tttd in the foreground on etc/tttd/dev.yaml
+#   make demo          the same against tttsim (a TikTok emulator) playing a scripted evening of lives
 #   make test          every test (what .ci/run runs)
 #   make bench         every bench/*/run
 #   make install       release build, installed under $(DESTDIR)$(PREFIX) with the systemd files
@@ -29,7 +30,7 @@ RUN_PG_PORT ?= 54329
 TEST_PG_DIR ?= .run/test-pg
 TEST_PG_PORT ?= 54330
 
-.PHONY: build run test bench install clean completions
+.PHONY: build run demo test bench install clean completions
 
 build:
 	@swift build
@@ -47,6 +48,13 @@ run:
 	echo "TTTCTL_SOCKET=$$(pwd)/.run/control.sock"
 	echo "In another terminal: export TTTCTL_SOCKET=$$(pwd)/.run/control.sock; .build/debug/tttctl status"
 	exec .build/debug/tttd --config etc/tttd/dev.yaml
+
+demo:
+	@scripts/deps
+	echo "==> swift build"
+	swift build
+	(umask 022 && mkdir -p .run)
+	exec scripts/demo
 
 test:
 	@for f in scripts/* .ci/run; do

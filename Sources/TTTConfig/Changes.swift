@@ -25,6 +25,8 @@ extension TTTConfiguration {
         check("tiktok.proxies", tiktok.proxies, new.tiktok.proxies)
         check("detection.interval", detection.interval, new.detection.interval)
         check("detection.offline_confirmations", detection.offlineConfirmations, new.detection.offlineConfirmations)
+        check("detection.live_recheck", detection.liveRecheck, new.detection.liveRecheck)
+        check("detection.lease", detection.lease, new.detection.lease)
         check("transcription.enabled", transcription.enabled, new.transcription.enabled)
         check("transcription.base_url", transcription.baseURL, new.transcription.baseURL)
         check("transcription.model", transcription.model, new.transcription.model)

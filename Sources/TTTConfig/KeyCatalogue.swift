@@ -29,6 +29,8 @@ enum KeyCatalogue {
         Key(path: "tiktok.proxies", kind: .list),
         Key(path: "detection.interval", kind: .scalar),
         Key(path: "detection.offline_confirmations", kind: .scalar),
+        Key(path: "detection.live_recheck", kind: .scalar),
+        Key(path: "detection.lease", kind: .scalar),
         Key(path: "transcription.enabled", kind: .scalar),
         Key(path: "transcription.base_url", kind: .scalar),
         Key(path: "transcription.model", kind: .scalar),

@@ -29,7 +29,9 @@ extension ValueReader {
             interval: value("detection.interval", default: d.interval, Parse.positiveDuration),
             offlineConfirmations: value("detection.offline_confirmations", default: d.offlineConfirmations) {
                 text throws(Invalid) in try Parse.integer(text, atLeast: 1)
-            })
+            },
+            liveRecheck: value("detection.live_recheck", default: d.liveRecheck, Parse.positiveDuration),
+            lease: value("detection.lease", default: d.lease, Parse.positiveDuration))
     }
 
     mutating func transcription() -> C.Transcription {

@@ -72,9 +72,16 @@ public struct TTTConfiguration: Sendable, Equatable {
     public struct Detection: Sendable, Equatable {
         public var interval: Duration
         public var offlineConfirmations: Int
-        public init(interval: Duration = .seconds(60), offlineConfirmations: Int = 2) {
+        /// How often open lives are re-checked through batched check_alive requests.
+        public var liveRecheck: Duration
+        /// How long a node's claim on an account or a live lasts: a dead node's work returns after it.
+        public var lease: Duration
+        public init(interval: Duration = .seconds(60), offlineConfirmations: Int = 2,
+                    liveRecheck: Duration = .seconds(15), lease: Duration = .seconds(60)) {
             self.interval = interval
             self.offlineConfirmations = offlineConfirmations
+            self.liveRecheck = liveRecheck
+            self.lease = lease
         }
     }
 

@@ -116,7 +116,7 @@ struct ControlServer: Sendable {
                         continue
                     case let .follow(reply, id, subscription):
                         try await outbound.write(ByteBuffer(data: reply))
-                        await stream(subscription, to: outbound, closed: connection.channel.closeFuture)
+                        await stream(subscription, to: outbound, channel: connection.channel)
                         await methods.feed.unsubscribe(id)
                         return
                     }
@@ -131,7 +131,7 @@ struct ControlServer: Sendable {
 extension ControlServer {
     /// Writes a follower's events until it leaves, falls too far behind, or tttd stops.
     private func stream(_ subscription: EventFeed.Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
-                        closed: EventLoopFuture<Void>) async {
+                        channel: any Channel) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await line in subscription.stream {
@@ -142,8 +142,11 @@ extension ControlServer {
                     try? await outbound.write(ByteBuffer(string: notice))
                 }
             }
-            group.addTask { try? await closed.get() }
+            group.addTask { try? await channel.closeFuture.get() }
             await group.next()
+            // Whichever ended first, the connection is over; closing it also ends the other task
+            // (a future's wait does not end on cancellation).
+            try? await channel.close()
             group.cancelAll()
         }
     }

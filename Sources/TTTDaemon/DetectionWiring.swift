@@ -12,7 +12,8 @@ extension DetectionService.Settings {
                   offlineConfirmations: configuration.detection.offlineConfirmations,
                   requestsPerSecond: configuration.tiktok.requestsPerSecond,
                   concurrency: configuration.tiktok.concurrency,
-                  aliveRecheck: min(.seconds(15), configuration.detection.interval))
+                  aliveRecheck: configuration.detection.liveRecheck,
+                  lease: configuration.detection.lease)
     }
 }
 

@@ -14,10 +14,10 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
     public var blocks: Int
 }
 
-/// The request budget of one egress (the direct connection or one proxy): requests start on a grid
-/// of slots `1/rate` apart, each at a random point inside the first fifth of its slot. Any window
-/// of W seconds thus holds at most W×rate + 1 requests: jitter without bursts. A block signal or a
-/// 429 pauses the egress (Retry-After when given) and cuts its rate; it recovers step by step.
+/// The request budget of one egress (the direct connection or one proxy): two request starts are
+/// at least `1/rate` apart, plus a random 0–20 % (jitter that never makes a burst: any window of
+/// W seconds holds at most W×rate + 1 requests, and about W×rate/1.1 on average). A block signal
+/// or a 429 pauses the egress (Retry-After when given) and cuts its rate; it recovers step by step.
 actor EgressPacer {
 
     let name: String
@@ -35,7 +35,11 @@ actor EgressPacer {
     private var blocks = 0
 
     static let minimumFactor = 1.0 / 64
-    static let recoveryStep = Duration.seconds(60)
+
+    /// The gap between two requests at the configured rate.
+    private var baseSpacing: Duration { .seconds(1 / max(rate, 1e-6)) }
+    /// Quiet time before the rate doubles again: twenty requests' worth, between 5 s and 2 min.
+    private var recoveryStep: Duration { min(max(baseSpacing * 20, .seconds(5)), .seconds(120)) }
 
     init(name: String, rate: Double, concurrency: Int) {
         self.name = name
@@ -54,15 +58,17 @@ actor EgressPacer {
         let clock = ContinuousClock()
         let now = clock.now
         let spacing = Duration.seconds(1 / max(rate * factor, 1e-6))
-        let slot = max(nextSlot, now, pausedUntil)
-        nextSlot = slot + spacing
-        let start = slot + spacing * Double.random(in: 0..<0.2)
+        let start = max(nextSlot, now, pausedUntil)
+        nextSlot = start + spacing * Double.random(in: 1..<1.2)
         do {
             try await clock.sleep(until: start)
         } catch {
             release()
             throw error
         }
+        // A late wake-up (a busy machine) must not shorten the next gap.
+        let late = clock.now - start
+        if late > .milliseconds(1) { nextSlot += late }
         requests += 1
     }
 
@@ -72,7 +78,7 @@ actor EgressPacer {
         let now = ContinuousClock.now
         guard let block else {
             // Gradual recovery: double the rate after each quiet minute, up to the configured one.
-            if factor < 1, now - (lastBlockAt ?? now) >= Self.recoveryStep, now - lastRaise >= Self.recoveryStep {
+            if factor < 1, now - (lastBlockAt ?? now) >= recoveryStep, now - lastRaise >= recoveryStep {
                 factor = min(1, factor * 2)
                 lastRaise = now
             }
@@ -82,22 +88,25 @@ actor EgressPacer {
         lastBlockAt = now
         lastRaise = now
         factor = max(Self.minimumFactor, factor / 4)
+        // Without Retry-After, wait four gaps at the new, slower rate (capped at 5 min): blocks last
+        // minutes to hours, and each further block while probing cuts the rate again.
+        let probe = min(baseSpacing * (4 / factor), .seconds(300))
         let pause: Duration
         switch block {
         case .tooManyRequests(let retryAfter?):
             pause = retryAfter
             lastBlock = "429, retry after \(retryAfter)"
         case .tooManyRequests(nil):
-            pause = .seconds(30)
+            pause = probe
             lastBlock = "429"
         case .challengePage:
-            pause = .seconds(60)
+            pause = probe
             lastBlock = "challenge page"
         case .emptyBody:
-            pause = .seconds(30)
+            pause = probe
             lastBlock = "empty answers"
         case .forbidden:
-            pause = .seconds(60)
+            pause = probe
             lastBlock = "403"
         }
         pausedUntil = max(pausedUntil, now + pause)
@@ -105,7 +114,7 @@ actor EgressPacer {
     }
 
     private func release() {
-        inFlight -= 1
+        inFlight = max(0, inFlight - 1)
         if !waiters.isEmpty { waiters.removeFirst().resume() }
     }
 

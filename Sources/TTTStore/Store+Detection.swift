@@ -204,8 +204,8 @@ extension Store {
                 let inserted = try await connection.query("""
                     INSERT INTO lives (account_id, username, room_id, title, started_at, peak_viewers, status, restricted, stream_url,
                                        next_alive_check_at)
-                    VALUES (\(accountID), \(username), \(start.roomID), \(start.title), now(), \(start.viewers), 'live',
-                            \(start.restricted), \(start.streamURL), now() + make_interval(secs => \(aliveRecheck.asSeconds)))
+                    VALUES (\(accountID), \(username), \(start.roomID), \(start.title)::text, now(), \(start.viewers)::int4, 'live',
+                            \(start.restricted), \(start.streamURL)::text, now() + make_interval(secs => \(aliveRecheck.asSeconds)))
                     RETURNING id
                     """, logger: logger)
                 for try await id in inserted.decode(Int64.self) { startedID = id }
@@ -215,9 +215,9 @@ extension Store {
             }
             if let refresh = decision.refresh, let openID {
                 try await connection.query("""
-                    UPDATE lives SET title = coalesce(\(refresh.title), title),
-                        peak_viewers = greatest(coalesce(peak_viewers, 0), coalesce(\(refresh.viewers), 0)),
-                        stream_url = coalesce(\(refresh.streamURL), stream_url), restricted = \(refresh.restricted)
+                    UPDATE lives SET title = coalesce(\(refresh.title)::text, title),
+                        peak_viewers = greatest(coalesce(peak_viewers, 0), coalesce(\(refresh.viewers)::int4, 0)),
+                        stream_url = coalesce(\(refresh.streamURL)::text, stream_url), restricted = \(refresh.restricted)
                     WHERE id = \(openID)
                     """, logger: logger)
             }
@@ -241,12 +241,13 @@ extension Store {
                 UPDATE accounts SET
                     offline_streak = \(decision.offlineStreak), not_found_streak = \(decision.notFoundStreak),
                     live = \(liveNow),
-                    check_state = coalesce(\(decision.checkState?.rawValue), check_state),
-                    check_detail = CASE WHEN \(decision.checkState?.rawValue) IS NULL THEN check_detail ELSE \(decision.detail) END,
+                    check_state = coalesce(\(decision.checkState?.rawValue)::text, check_state),
+                    check_detail = CASE WHEN \(decision.checkState?.rawValue)::text IS NULL THEN check_detail
+                                        ELSE \(decision.detail)::text END,
                     last_checked_at = CASE WHEN \(fromLookup) THEN now() ELSE last_checked_at END,
-                    room_id = coalesce(\(decision.start?.roomID), room_id),
+                    room_id = coalesce(\(decision.start?.roomID)::text, room_id),
                     weight = \(weight),
-                    next_check_at = CASE WHEN \(nextCheck) IS NULL THEN next_check_at
+                    next_check_at = CASE WHEN \(nextCheck)::float8 IS NULL THEN next_check_at
                                          ELSE now() + make_interval(secs => \(nextCheck ?? 0)) END,
                     lease_owner = CASE WHEN \(fromLookup) AND lease_owner = \(node) THEN NULL ELSE lease_owner END,
                     lease_expires_at = CASE WHEN \(fromLookup) AND lease_owner = \(node) THEN NULL ELSE lease_expires_at END

@@ -23,6 +23,12 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
     /// Sorts a PostgresNIO error into "the database is away" or "the query is wrong".
     static func classify(_ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
+        if let transaction = error as? PostgresTransactionError {
+            // The error that matters: the closure's, else BEGIN's or COMMIT's.
+            if let inner = transaction.closureError ?? transaction.beginError ?? transaction.commitError {
+                return classify(inner)
+            }
+        }
         if let psql = error as? PSQLError {
             if let state = psql.serverInfo?[.sqlState] {
                 // Class 08 (connection exception), 57P0x (shutdown, cannot connect now), 53 (resources).

@@ -85,6 +85,8 @@ struct Follow: ParsableCommand {
         let client = try options.connect()
         let _: FollowResult = try client.call("follow", FollowParams(usernames: usernames, all: all))
         let decoder = RPC.makeDecoder()
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         while true {
             let line = try client.readLine()
             guard let message = try? decoder.decode(RPCNotification<JSONValue>.self, from: line) else { continue }
@@ -94,7 +96,8 @@ struct Follow: ParsableCommand {
             }
             let event = message.params
             // Written straight to the descriptor: a pipe reader sees each event as it comes.
-            FileHandle.standardOutput.write(options.json ? line + Data("\n".utf8) : Data((EventLine.render(event) + "\n").utf8))
+            let text = options.json ? String(decoding: try encoder.encode(event), as: UTF8.self) : EventLine.render(event)
+            FileHandle.standardOutput.write(Data((text + "\n").utf8))
             if untilEnd, event["type"]?.stringValue == "live_ended" { return }
         }
     }

@@ -18,6 +18,8 @@ let everyKeyYAML = """
     detection:
       interval: 90s
       offline_confirmations: 3
+      live_recheck: 10s
+      lease: 45s
     transcription:
       enabled: false
       base_url: http://127.0.0.1:8090/v1
@@ -84,6 +86,8 @@ let everyKeyEnvironment: [String: String] = [
     "TTTD_TIKTOK_PROXIES": "http://p3:3128, https://p4:3129",
     "TTTD_DETECTION_INTERVAL": "2m",
     "TTTD_DETECTION_OFFLINE_CONFIRMATIONS": "4",
+    "TTTD_DETECTION_LIVE_RECHECK": "5s",
+    "TTTD_DETECTION_LEASE": "30s",
     "TTTD_TRANSCRIPTION_ENABLED": "true",
     "TTTD_TRANSCRIPTION_BASE_URL": "https://asr.example.org/v1",
     "TTTD_TRANSCRIPTION_MODEL": "large",
@@ -129,7 +133,7 @@ let everyKeyEnvironment: [String: String] = [
             control: .init(socket: "/tmp/tttd-test/control.sock", adminGroup: "mods", viewerGroup: "watchers"),
             tiktok: .init(webURL: "http://127.0.0.1:8089", webcastURL: "http://127.0.0.1:8089/webcast",
                           requestsPerSecond: 2.5, concurrency: 8, proxies: ["http://p1:3128", "http://user:pw@p2:3128"]),
-            detection: .init(interval: .seconds(90), offlineConfirmations: 3),
+            detection: .init(interval: .seconds(90), offlineConfirmations: 3, liveRecheck: .seconds(10), lease: .seconds(45)),
             transcription: .init(enabled: false, baseURL: "http://127.0.0.1:8090/v1", model: "base", language: "en",
                                  window: .seconds(20), maxPipelines: 7),
             analysis: .init(enabled: false, baseURL: "http://127.0.0.1:9000/v1", model: "llama", temperature: 0.5,
@@ -164,7 +168,7 @@ let everyKeyEnvironment: [String: String] = [
             control: .init(socket: "/run/other.sock", adminGroup: "admins", viewerGroup: "viewers"),
             tiktok: .init(webURL: "https://w.example.org", webcastURL: "https://wc.example.org", requestsPerSecond: 0.5,
                           concurrency: 2, proxies: ["http://p3:3128", "https://p4:3129"]),
-            detection: .init(interval: .seconds(120), offlineConfirmations: 4),
+            detection: .init(interval: .seconds(120), offlineConfirmations: 4, liveRecheck: .seconds(5), lease: .seconds(30)),
             transcription: .init(enabled: true, baseURL: "https://asr.example.org/v1", model: "large", language: "mos",
                                  window: .milliseconds(500), maxPipelines: 3),
             analysis: .init(enabled: true, baseURL: "https://llm.example.org/v1", model: "gpt", temperature: 1.5,

@@ -1,0 +1,233 @@
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// tttd against tttsim: lives seen starting and ending, through every fault TikTok is known for.
+@Suite("live detection")
+struct DetectionTests {
+    /// A tight budget for tests: 4 requests/s, each account every second, lives re-checked every second.
+    static func config(_ sim: SimProcess, rate: Double = 4, extra: String = "") -> String {
+        """
+        tiktok:
+          web_url: "\(sim.baseURL)"
+          webcast_url: "\(sim.baseURL)"
+          requests_per_second: \(rate)
+          concurrency: 2
+        detection:
+          interval: 1s
+          offline_confirmations: 2
+          live_recheck: 1s
+          lease: 5s
+        transcription:
+          enabled: false
+        \(extra)
+        """
+    }
+
+    @Test("a live is seen starting and ending, with one live row and its two events")
+    func startAndEnd() async throws {
+        let sim = SimProcess(accounts: 2)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "@sim0", "@sim1"]).status == 0)
+        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["@sim0"])
+
+        let room = try await sim.goLive("sim0", title: "Bonsoir Ouaga")
+        let started = try await follow.next("live_started")
+        #expect(started["username"] as? String == "sim0")
+        #expect(started["room_id"] as? String == room)
+        #expect(started["title"] as? String == "Bonsoir Ouaga")
+        #expect(started["live_id"] is Int)
+        #expect(started["at"] is String)
+
+        let active = try await daemon.ctl(["lives", "--active", "--json"])
+        let lives = try active.json() as? [[String: Any]]
+        #expect(lives?.count == 1)
+        #expect(lives?.first?["status"] as? String == "live")
+        let keys = Set((lives?.first ?? [:]).keys)
+        #expect(keys.isSuperset(of: ["id", "username", "room_id", "title", "started_at", "ended_at", "status", "peak_viewers"]))
+
+        try await sim.endLive("sim0")
+        let ended = try await follow.next("live_ended")
+        #expect(ended["live_id"] as? Int == started["live_id"] as? Int)
+        #expect(ended["reason"] as? String == "offline")
+
+        let all = try await daemon.ctl(["lives", "@sim0", "--json"])
+        let rows = try all.json() as? [[String: Any]]
+        #expect(rows?.count == 1)
+        #expect(rows?.first?["status"] as? String == "ended")
+        #expect(try await database.psql("SELECT count(*) FROM events WHERE type IN ('live_started','live_ended')") == "2")
+        let show = try await daemon.ctl(["live", "show", String(started["live_id"] as? Int ?? 0), "--json"])
+        #expect((try show.json() as? [String: Any])?["transcripts"] as? [Any] != nil, "\(show)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("429 storms, challenge pages, empty bodies, not-found flaps, resets and delays never end a live")
+    func faultsNeverEndALive() async throws {
+        let sim = SimProcess(accounts: 3)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        // A high ceiling keeps the back-off pauses short (they scale with the gap between requests);
+        // the 1 s interval keeps the actual rate low.
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 20))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "sim0", "sim1", "sim2"]).status == 0)
+        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["--all"])
+        _ = try await sim.goLive("sim1")
+        _ = try await follow.next("live_started")
+
+        let faults = [
+            #"{"kind":"http_status","status":429,"retry_after":1}"#,
+            #"{"kind":"html_waf"}"#,
+            #"{"kind":"empty_200"}"#,
+            #"{"kind":"not_found_flap","probability":1}"#,
+            #"{"kind":"reset"}"#,
+            #"{"kind":"delay","ms":12000}"#,
+            #"{"kind":"http_status","status":500}"#,
+        ]
+        for fault in faults {
+            let before = try await sim.requests(to: "/api-live/user/room/")
+            try await sim.fault(fault)
+            // Two failed answers in a row: what would end the live if tttd took them for "offline".
+            try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: before + 2, timeout: 120)
+            try await sim.clearFaults()
+        }
+        // Back to normal: tttd still sees the same live, and no end was ever recorded.
+        let lives = try await daemon.ctl(["lives", "--json"])
+        let rows = try lives.json() as? [[String: Any]]
+        #expect(rows?.count == 1, "\(lives)")
+        #expect(rows?.first?["status"] as? String == "live")
+        #expect(follow.events.filter { $0["type"] as? String == "live_ended" }.isEmpty)
+        #expect(try await database.psql("SELECT count(*) FROM lives") == "1")
+
+        let status = try await daemon.ctl(["status", "--json"])
+        let egress = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
+        #expect((egress?.first?["blocks"] as? Int ?? 0) > 0, "the block signals were recognised: \(status)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("the request budget holds under faults (tttsim's highest one-second rate)")
+    func budgetRespected() async throws {
+        let sim = SimProcess(accounts: 40)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 5))
+        try await daemon.start()
+        let names = (0..<40).map { "sim\($0)" }
+        #expect(try await daemon.ctl(["accounts", "add"] + names).status == 0)
+        _ = try await sim.goLive("sim3")
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 20)
+        try await sim.fault(#"{"kind":"delay","ms":700,"probability":0.5}"#)
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 45)
+        try await sim.clearFaults()
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 60)
+        let maxRPS = try await sim.stats()["max_rps"] as? Int ?? 99
+        #expect(maxRPS <= 6, "budget 5 requests/s + 10 % rounded up; tttsim saw \(maxRPS)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("with TikTok's WAF policy on, tttd at its budget is never blocked")
+    func rateWAFNeverTriggered() async throws {
+        let sim = SimProcess(accounts: 30)
+        try await sim.start()
+        // TikTok blocks past ~20 lookups a minute; scaled down: 6 in 15 s, against a budget of 0.3/s.
+        try await sim.fault(#"{"kind":"rate_waf","max":6,"window_s":15,"penalty_s":60}"#)
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 0.3))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add"] + (0..<30).map { "sim\($0)" }).status == 0)
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 12, timeout: 120)
+        let stats = try await sim.stats()
+        #expect(stats["blocked"] as? Int == 0, "\(stats)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("an account that does not exist is reported as such")
+    func notFound() async throws {
+        let sim = SimProcess(accounts: 1)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "nobody_here", "sim0"]).status == 0)
+        // No event marks "not found" (it is a state): poll the account list, with a deadline.
+        let deadline = Date().addingTimeInterval(60)
+        var state: String?
+        while Date() < deadline {
+            let list = try await daemon.ctl(["accounts", "list", "--json"])
+            state = (try list.json() as? [[String: Any]])?.first { $0["username"] as? String == "nobody_here" }?["check_state"] as? String
+            if state == "not_found" { break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(state == "not_found")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("kill -9 in the middle of a live, then restart: the live is resumed, not duplicated")
+    func killNineMidLive() async throws {
+        let sim = SimProcess(accounts: 1)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let first = try DaemonProcess(database: database, extraConfig: Self.config(sim))
+        try await first.start()
+        #expect(try await first.ctl(["accounts", "add", "sim0"]).status == 0)
+        let follow = try FollowProcess(socket: first.socketPath, arguments: ["sim0"])
+        _ = try await sim.goLive("sim0")
+        let started = try await follow.next("live_started")
+        first.signal(SIGKILL)
+        _ = try await first.waitForExit()
+
+        let second = try DaemonProcess(database: database, extraConfig: Self.config(sim), directory: first.directory)
+        try await second.start()
+        let again = try FollowProcess(socket: second.socketPath, arguments: ["sim0"])
+        // Let the restarted daemon check the live a few times before ending it.
+        let seen = try await sim.requests(to: "/api-live/user/room/")
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: seen + 3)
+        try await sim.endLive("sim0")
+        let ended = try await again.next("live_ended")
+        #expect(ended["live_id"] as? Int == started["live_id"] as? Int)
+        #expect(try await database.psql("SELECT count(*) FROM lives") == "1")
+        #expect(try await database.psql("SELECT count(*) FROM events WHERE type = 'live_started'") == "1")
+        #expect(try await second.stop() == 0)
+    }
+
+    @Test("two nodes share the accounts; when one is killed the other takes them over")
+    func twoNodes() async throws {
+        let sim = SimProcess(accounts: 20)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let a = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 3))
+        let b = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 3))
+        try await a.start()
+        try await b.start()
+        #expect(try await a.ctl(["accounts", "add"] + (0..<20).map { "sim\($0)" }).status == 0)
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 30)
+        #expect(try await database.psql("SELECT count(*) FROM nodes") == "2")
+        let requestsOf = { (daemon: DaemonProcess) async throws -> Int in
+            let status = try await daemon.ctl(["status", "--json"])
+            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
+            return egresses?.first?["requests"] as? Int ?? 0
+        }
+        #expect(try await requestsOf(a) > 0)
+        #expect(try await requestsOf(b) > 0)
+
+        b.signal(SIGKILL)
+        _ = try await b.waitForExit()
+        let killedAt = try await database.psql("SELECT now()")
+        let follow = try FollowProcess(socket: a.socketPath, arguments: ["--all"])
+        _ = try await sim.goLive("sim7")
+        let started = try await follow.next("live_started", timeout: 60)
+        #expect(started["username"] as? String == "sim7")
+        // Two rounds of the survivor later, every account was checked since the kill: b's leases (5 s) ran out.
+        let seen = try await sim.requests(to: "/api-live/user/room/")
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: seen + 45, timeout: 90)
+        let stale = try await database.psql("SELECT count(*) FROM accounts WHERE last_checked_at IS NULL OR last_checked_at < '\(killedAt)'")
+        #expect(stale == "0")
+        #expect(try await a.stop() == 0)
+    }
+}
