@@ -111,6 +111,9 @@ let package = Package(
         .testTarget(name: "TTTSimTests", dependencies: [
             "TTTSim",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // End to end: the real tttd and tttctl processes, a real PostgreSQL, real sockets.
         .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"]),
