@@ -70,8 +70,18 @@ public enum RPCID: Sendable, Hashable, Codable {
 /// The part of a request every method shares; `params` are decoded later, by the method.
 public struct RPCEnvelope: Decodable, Sendable {
     public var jsonrpc: String?
+    /// Nil when the member is absent (a notification); `.null` when it is `"id": null` (a request).
     public var id: RPCID?
     public var method: String?
+
+    enum CodingKeys: String, CodingKey { case jsonrpc, id, method }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        jsonrpc = try container.decodeIfPresent(String.self, forKey: .jsonrpc)
+        method = try container.decodeIfPresent(String.self, forKey: .method)
+        id = container.contains(.id) ? try container.decode(RPCID.self, forKey: .id) : nil
+    }
 }
 
 public struct RPCRequest<Params: Encodable>: Encodable {

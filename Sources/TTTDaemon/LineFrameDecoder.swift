@@ -55,8 +55,8 @@ struct LineFrameDecoder: ByteToMessageDecoder {
     }
 
     mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        // A half line before a disconnect has nobody to answer: drop it.
         while try decode(context: context, buffer: &buffer) == .continue {}
+        // A half line before EOF is not a request (the client gave up mid-way): drop it.
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
         return .needMoreData
     }

@@ -69,27 +69,36 @@ struct RequestDispatcher {
         }
         let data = Data(buffer.readableBytesView)
         if data.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return nil }
+        // JSON is UTF-8; Foundation's decoder would let some invalid bytes through inside strings.
+        guard String(validating: data, as: UTF8.self) != nil else {
+            return failure(.null, ControlError(.parseError, "not a JSON-RPC request: invalid UTF-8"))
+        }
         let envelope: RPCEnvelope
         do { envelope = try decoder.decode(RPCEnvelope.self, from: data) } catch {
+            // Valid JSON that is not a request object is an invalid request, not a parse error.
+            if (try? decoder.decode(JSONValue.self, from: data)) != nil {
+                return failure(.null, ControlError(.invalidRequest, "a request is a JSON object with \"jsonrpc\": \"2.0\" and a \"method\""))
+            }
             return failure(.null, ControlError(.parseError, "not a JSON-RPC request: \(Self.reason(error))"))
         }
         let id = envelope.id ?? .null
         guard envelope.jsonrpc == "2.0", let name = envelope.method else {
             return failure(id, ControlError(.invalidRequest, "a request needs \"jsonrpc\": \"2.0\" and a \"method\""))
         }
+        // A notification (no id) is never answered, not even with an error (JSON-RPC 2.0 §4.1).
+        let isNotification = envelope.id == nil
         guard let method = ControlMethod(rawValue: name) else {
-            return failure(id, ControlError(.methodNotFound, "unknown method \"\(name.prefix(64))\""))
+            return isNotification ? nil : failure(id, ControlError(.methodNotFound, "unknown method \"\(name.prefix(64))\""))
         }
         guard let role = peer.role else {
             let groups = methods.roles.current
-            return failure(id, ControlError(.forbidden,
+            return isNotification ? nil : failure(id, ControlError(.forbidden,
                 "\(peer.name) is not allowed to use tttd: join group \(groups.viewerName) (read) or \(groups.adminName) (change)"))
         }
         guard role >= method.requiredRole else {
-            return failure(id, ControlError(.forbidden,
+            return isNotification ? nil : failure(id, ControlError(.forbidden,
                 "\(method.rawValue) needs the admin role: \(peer.name) is a viewer (admins are in group \(methods.roles.current.adminName))"))
         }
-        let isNotification = envelope.id == nil
         do {
             let result = try await methods.call(method, params: data, decoder: decoder, peer: peer, role: role, encoder: encoder, id: id)
             return isNotification ? nil : result

@@ -203,10 +203,35 @@ enum CtlFailure: Error {
     case usage(String)
 }
 
+/// `--socket PATH` and `--json` are accepted before the command too (`tttctl --json status`):
+/// they are moved behind it, where each command declares them.
+func normalisedArguments(_ arguments: [String]) -> [String] {
+    var global = [String]()
+    var rest = [String]()
+    var index = 0
+    var seenCommand = false
+    while index < arguments.count {
+        let argument = arguments[index]
+        if !seenCommand && argument == "--json" {
+            global.append(argument)
+        } else if !seenCommand && argument == "--socket" && index + 1 < arguments.count {
+            global += [argument, arguments[index + 1]]
+            index += 1
+        } else if !seenCommand && argument.hasPrefix("--socket=") {
+            global.append(argument)
+        } else {
+            if !argument.hasPrefix("-") { seenCommand = true }
+            rest.append(argument)
+        }
+        index += 1
+    }
+    return rest + global
+}
+
 /// ArgumentParser exits 64 on usage errors; tttctl's contract says 2.
 func runMain() -> Never {
     do {
-        var command = try TTTCTL.parseAsRoot()
+        var command = try TTTCTL.parseAsRoot(normalisedArguments(Array(CommandLine.arguments.dropFirst())))
         try command.run()
         exit(0)
     } catch let error as ControlClientError {
