@@ -41,7 +41,7 @@ struct TikTokEndpoints: Sendable {
         guard let (account, live) = state.accountAndLive(uniqueId) else {
             return Reply.json(TikTokAnswers.userNotFound)
         }
-        return Reply.json(answers(request).userRoom(account, live))
+        return Reply.json(answers(request).userRoom(account, live, withSession: Self.hasSession(request)))
     }
 
     func checkAlive(_ request: Request) -> Response {

@@ -231,3 +231,44 @@ struct DetectionTests {
         #expect(try await a.stop() == 0)
     }
 }
+
+@Suite("live detection: restricted lives and follow --until-end")
+struct DetectionDetailTests {
+    @Test("an age-restricted live is detected and reported as restricted when tttd has no session")
+    func restrictedLive() async throws {
+        let sim = SimProcess()
+        try await sim.start()
+        _ = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
+        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["adults_only"])
+        _ = try await sim.goLive("adults_only")
+        let started = try await follow.next("live_started")
+        #expect(started["restricted"] as? Bool == true, "\(started)")
+        #expect(try await sim.requests(to: "/webcast/room/info/") >= 1, "tttd asked room/info for the stream URLs")
+        let show = try await daemon.ctl(["live", "show", String(started["live_id"] as? Int ?? 0)])
+        #expect(show.stdout.contains("tiktok_session"), "\(show)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("follow --until-end exits 0 once the followed live ends")
+    func followUntilEnd() async throws {
+        let sim = SimProcess(accounts: 1)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        let watcher = try FollowProcess(socket: daemon.socketPath, arguments: ["sim0"])
+        async let untilEnd = daemon.ctl(["follow", "@sim0", "--until-end"])
+        _ = try await sim.goLive("sim0", title: "Fin bientôt")
+        _ = try await watcher.next("live_started")
+        try await sim.endLive("sim0")
+        let finished = try await untilEnd
+        #expect(finished.status == 0, "\(finished)")
+        #expect(finished.stdout.contains("ended (offline)"), "\(finished.stdout)")
+        #expect(try await daemon.stop() == 0)
+    }
+}
