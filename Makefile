@@ -45,9 +45,23 @@ run:
 	    echo "PostgreSQL: $$TTTD_DATABASE_URL (stop it with: scripts/pg-private stop $(RUN_PG_DIR))"
 	fi
 	export TTTD_DATABASE_URL
+	# The local speech recogniser (scripts/asr-server, faster-whisper) that etc/tttd/dev.yaml names.
+	scripts/asr-server --setup-only
+	scripts/asr-server --listen 127.0.0.1:8090 --model base 2> .run/asr-server.log &
+	asr_pid=$$!
+	trap 'kill $$asr_pid 2>/dev/null || true; wait $$asr_pid 2>/dev/null || true' EXIT
+	until grep -qs 'listening on' .run/asr-server.log; do
+	    if ! kill -0 $$asr_pid 2>/dev/null; then
+	        cat .run/asr-server.log >&2
+	        echo "make run: scripts/asr-server did not start (log above: .run/asr-server.log)" >&2
+	        exit 1
+	    fi
+	    sleep 0.2
+	done
+	echo "ASR: http://127.0.0.1:8090/v1, model base (log: .run/asr-server.log)"
 	echo "TTTCTL_SOCKET=$$(pwd)/.run/control.sock"
 	echo "In another terminal: export TTTCTL_SOCKET=$$(pwd)/.run/control.sock; .build/debug/tttctl status"
-	exec .build/debug/tttd --config etc/tttd/dev.yaml
+	.build/debug/tttd --config etc/tttd/dev.yaml
 
 demo:
 	@scripts/deps
@@ -62,6 +76,9 @@ test:
 	done
 	scripts/deps
 	scripts/test-users
+	echo "==> scripts/asr-server tests (scripts/asr/tests)"
+	scripts/asr-server --setup-only
+	"$${TTT_ASR_VENV:-.run/asr-venv}/bin/python" -m pytest -q scripts/asr/tests
 	pgdir=$(TEST_PG_DIR)
 	# As root the cluster runs as postgres, which must be able to enter this checkout.
 	here=$$(pwd)
