@@ -53,7 +53,7 @@ let package = Package(
         ], swiftSettings: strict),
         // systemd: readiness/status/watchdog notifications and the journald log handler.
         .target(name: "TTTSystemd", dependencies: [
-            "CSystemd",
+            "CSystemd", "CShims",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).

@@ -1,9 +1,10 @@
+import CShims
 import CSystemd
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// sd_notify(3): tells systemd when tttd is ready, what it is doing, that it is alive, and that it stops.
+/// The sd_notify(3) protocol (sent without blocking, see ttt_notify): tells systemd when tttd is ready, what it is doing, that it is alive, and that it stops.
 /// Every call is a no-op when `NOTIFY_SOCKET` is unset (tttd run by hand).
 public struct SystemdNotifier: Sendable {
     public init() {}
@@ -27,7 +28,7 @@ public struct SystemdNotifier: Sendable {
     }
 
     private func send(_ state: String) {
-        _ = sd_notify(0, state)
+        _ = ttt_notify(state)
     }
 
     private func oneLine(_ text: String) -> String {

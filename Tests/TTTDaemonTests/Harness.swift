@@ -133,11 +133,13 @@ struct TestDatabase: Sendable {
 }
 
 /// A datagram socket that plays systemd's NOTIFY_SOCKET: the daemon's READY=1 is the event tests await.
+/// Like systemd it reads every datagram as it comes (an unread queue would fill up after ten).
 final class NotifyListener: @unchecked Sendable {
     let path: String
     private let fd: Int32
-    private let lock = NSLock()
+    private let condition = NSCondition()
     private var received = [String]()
+    private var closed = false
 
     init(path: String) throws {
         self.path = path
@@ -150,51 +152,74 @@ final class NotifyListener: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else { throw HarnessError("bind \(path) failed: \(String(cString: strerror(errno)))") }
+        let thread = Thread { [fd, weak self] in
+            var buffer = [UInt8](repeating: 0, count: 8192)
+            while true {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&poller, 1, 200)
+                guard let self else { return }
+                if self.condition.withLock({ self.closed }) { return }
+                guard ready > 0 else { continue }
+                let count = recv(fd, &buffer, buffer.count, 0)
+                guard count > 0 else { continue }
+                self.condition.withLock {
+                    self.received.append(String(decoding: buffer[..<count], as: UTF8.self))
+                    self.condition.broadcast()
+                }
+            }
+        }
+        thread.start()
     }
 
-    deinit { close(fd) }
+    deinit {
+        condition.withLock { closed = true }
+        close(fd)
+    }
 
     /// All messages so far (each datagram may hold several `KEY=value` lines).
-    var messages: [String] { lock.withLock { received } }
+    var messages: [String] { condition.withLock { received } }
 
-    /// Waits until a datagram contains `line` (e.g. "READY=1"), up to `timeout` seconds.
+    /// Waits until a datagram (any so far, or a new one) contains `line`, e.g. "READY=1".
     func waitFor(_ line: String, timeout: Double = 60) async throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        if messages.contains(where: { $0.split(separator: "\n").contains(Substring(line)) }) { return }
-        while Date() < deadline {
-            let message = try await next(timeout: deadline.timeIntervalSinceNow)
-            if let message, message.split(separator: "\n").contains(Substring(line)) { return }
-        }
-        throw HarnessError("no \(line) from tttd within \(timeout) s; got \(messages)")
+        let found = await wait(from: 0, timeout: timeout) { $0.split(separator: "\n").contains(Substring(line)) }
+        guard found != nil else { throw HarnessError("no \(line) from tttd within \(timeout) s; got \(messages)") }
     }
 
-    /// Waits for the next datagram whose lines include one starting with `prefix`; returns that line.
+    /// Waits for a datagram (any so far, or a new one) with a line starting with `prefix`; returns that line.
     func waitForPrefix(_ prefix: String, timeout: Double = 60) async throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        while Date() < deadline {
-            if let message = try await next(timeout: deadline.timeIntervalSinceNow),
-               let line = message.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) {
-                return String(line)
-            }
+        let found = await wait(from: 0, timeout: timeout) { message in
+            message.split(separator: "\n").contains { $0.hasPrefix(prefix) }
         }
-        throw HarnessError("no \(prefix)… from tttd within \(timeout) s; got \(messages)")
+        guard let found, let line = found.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else {
+            throw HarnessError("no \(prefix)… from tttd within \(timeout) s; got \(messages)")
+        }
+        return String(line)
     }
 
-    /// Reads one datagram, or nil on timeout. Blocking work happens off the cooperative pool.
-    private func next(timeout: Double) async throws -> String? {
-        let fd = self.fd
-        let text: String? = await withCheckedContinuation { continuation in
+    /// Waits for a line (of any datagram so far, or a new one) that `matches`; returns it.
+    func waitForLine(timeout: Double = 60, _ matches: @escaping @Sendable (Substring) -> Bool) async throws -> String {
+        let found = await wait(from: 0, timeout: timeout) { $0.split(separator: "\n").contains(where: matches) }
+        guard let found, let line = found.split(separator: "\n").first(where: matches) else {
+            throw HarnessError("no matching notification from tttd within \(timeout) s; got \(messages)")
+        }
+        return String(line)
+    }
+
+    /// The first message from index `start` on that matches, waiting on the condition off the cooperative pool.
+    private func wait(from start: Int, timeout: Double, _ matches: @escaping @Sendable (String) -> Bool) async -> String? {
+        await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&poller, 1, Int32(max(0, min(timeout, 3600)) * 1000))
-                guard ready > 0 else { return continuation.resume(returning: nil) }
-                var buffer = [UInt8](repeating: 0, count: 8192)
-                let count = recv(fd, &buffer, buffer.count, 0)
-                continuation.resume(returning: count > 0 ? String(decoding: buffer[..<count], as: UTF8.self) : nil)
+                let deadline = Date().addingTimeInterval(timeout)
+                self.condition.lock()
+                defer { self.condition.unlock() }
+                while true {
+                    if let found = self.received.dropFirst(start).first(where: matches) {
+                        return continuation.resume(returning: found)
+                    }
+                    if !self.condition.wait(until: deadline) { return continuation.resume(returning: nil) }
+                }
             }
         }
-        if let text { lock.withLock { received.append(text) } }
-        return text
     }
 }
 

@@ -24,4 +24,10 @@ int64_t ttt_group_id(const char *name);
 /// The user name of a uid into `buffer`; 0 on success, -1 when unknown.
 int ttt_user_name(uint32_t uid, char *buffer, size_t capacity);
 
+/// sd_notify(3) without ever blocking: a datagram to $NOTIFY_SOCKET sent with MSG_DONTWAIT.
+/// libsystemd's sd_notify blocks when the receiver's queue is full, which would stall the thread
+/// that calls it. Returns 1 when sent, 0 when NOTIFY_SOCKET is unset, -errno on failure (EAGAIN:
+/// the receiver is not reading; the state is dropped — the next one replaces it).
+int ttt_notify(const char *state);
+
 #endif
