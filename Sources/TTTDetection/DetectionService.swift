@@ -107,6 +107,8 @@ public final class DetectionService: Service, Sendable {
         logger.notice("detection started", metadata: [
             "node": "\(nodeID)", "egresses": "\(egresses.map(\.0.name).joined(separator: ","))",
             "budget_rps": "\(nodeBudget)"])
+        // The first heartbeat sets the pace (the cluster's budget and weights) before any check is planned.
+        await beat()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeat() }
             for (egress, pacer) in egresses {
@@ -121,28 +123,32 @@ public final class DetectionService: Service, Sendable {
 
     private func heartbeat() async {
         while !Task.isShuttingDownGracefully {
-            do {
-                let (budget, totalWeight, accounts) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
-                pace.withLock {
-                    $0.budgetPerSecond = budget
-                    $0.totalWeight = totalWeight
-                }
-                await queue.setAccountCount(accounts)
-                let rate = egresses.isEmpty ? 0 : await egresses[0].1.effectiveRate
-                await queue.setClaimSize(Int((rate * Double(egresses.count) * 10).rounded(.up)))
-            } catch {
-                logger.warning("detection heartbeat failed", metadata: ["error": "\(error)"])
-            }
             guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(10)) })) != nil else { return }
+            await beat()
+        }
+    }
+
+    private func beat() async {
+        do {
+            let (budget, totalWeight, accounts) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
+            pace.withLock {
+                $0.budgetPerSecond = budget
+                $0.totalWeight = totalWeight
+            }
+            await queue.setAccountCount(accounts)
+            let rate = egresses.isEmpty ? 0 : await egresses[0].1.effectiveRate
+            await queue.setClaimSize(Int((rate * Double(egresses.count) * 10).rounded(.up)))
+        } catch {
+            logger.warning("detection heartbeat failed", metadata: ["error": "\(error)"])
         }
     }
 
     private func work(_ egress: Egress, _ pacer: EgressPacer) async {
         while !Task.isShuttingDownGracefully {
             let job: JobQueue.Job
-            let (batch, lease) = settings.withLock { ($0.aliveBatch, $0.lease) }
+            let (batch, lease, recheck) = settings.withLock { ($0.aliveBatch, $0.lease, $0.aliveRecheck) }
             let queue = self.queue
-            do { job = try await cancelWhenGracefulShutdown { try await queue.next(aliveBatch: batch, lease: lease) } }
+            do { job = try await cancelWhenGracefulShutdown { try await queue.next(aliveBatch: batch, lease: lease, aliveRecheck: recheck) } }
             catch { return }
             do { try await cancelWhenGracefulShutdown { try await pacer.acquire() } } catch {
                 await queue.giveBack(job)

@@ -15,8 +15,8 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 }
 
 /// The request budget of one egress (the direct connection or one proxy): two request starts are
-/// at least `1/rate` apart, plus a random 0–20 % (jitter that never makes a burst: any window of
-/// W seconds holds at most W×rate + 1 requests, and about W×rate/1.1 on average). A block signal
+/// `1/rate` apart on average, ±5 % at random (jitter that never makes a burst: any window of W
+/// seconds holds at most 1.053 × W×rate + 1 requests, and the whole budget is used). A block signal
 /// or a 429 pauses the egress (Retry-After when given) and cuts its rate; it recovers step by step.
 actor EgressPacer {
 
@@ -59,7 +59,7 @@ actor EgressPacer {
         let now = clock.now
         let spacing = Duration.seconds(1 / max(rate * factor, 1e-6))
         let start = max(nextSlot, now, pausedUntil)
-        nextSlot = start + spacing * Double.random(in: 1..<1.2)
+        nextSlot = start + spacing * Double.random(in: 0.95..<1.05)
         do {
             try await clock.sleep(until: start)
         } catch {

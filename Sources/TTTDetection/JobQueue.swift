@@ -43,13 +43,15 @@ actor JobQueue {
         if case .lookUp(let account) = job { buffered.insert(account, at: 0) }
     }
 
-    func next(aliveBatch: Int, lease: Duration) async throws -> Job {
+    func next(aliveBatch: Int, lease: Duration, aliveRecheck: Duration) async throws -> Job {
         while true {
             try Task.checkCancellation()
             if ContinuousClock.now - lastLivesClaim >= .seconds(1) {
                 lastLivesClaim = .now
-                if let lives = try? await store.claimLivesForAliveCheck(node: nodeID, limit: aliveBatch, lease: lease),
-                   !lives.isEmpty {
+                if let lives = try? await store.claimLivesForAliveCheck(
+                    node: nodeID, limit: aliveBatch, lease: lease, ahead: aliveRecheck / 2), !lives.isEmpty {
+                    // A full batch: more lives may be waiting, look again at once.
+                    if lives.count == aliveBatch { lastLivesClaim = .now - .seconds(1) }
                     return .checkAlive(lives)
                 }
             }

@@ -660,7 +660,7 @@ struct ControlProtocolTests {
 
     // MARK: Helpers
 
-    /// A fresh database and a tttd on it, ready; its notifications are read as systemd would.
+    /// A fresh database and a tttd on it, ready (the harness reads its notifications as systemd would).
     private func startDaemon() async throws -> (DaemonProcess, TestDatabase) {
         let database = try await TestDatabase.create()
         let daemon = try DaemonProcess(database: database)
