@@ -29,6 +29,9 @@ public final class ControlClient {
     private let fd: Int32
     private var buffer = [UInt8]()
     private var nextID: Int64 = 1
+    /// How long to wait for an answer; nil waits for ever (`follow`). A stalled daemon is an error,
+    /// not a hung command.
+    public var replyTimeout: Duration? = .seconds(60)
     private let encoder = RPC.makeEncoder()
     private let decoder = RPC.makeDecoder()
 
@@ -100,6 +103,13 @@ public final class ControlClient {
                 let line = Data(buffer[..<newline])
                 buffer.removeSubrange(...newline)
                 return line
+            }
+            if let replyTimeout {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let milliseconds = Int32(replyTimeout.components.seconds * 1000)
+                let ready = poll(&poller, 1, milliseconds)
+                if ready < 0 && errno == EINTR { continue }
+                if ready == 0 { throw .protocolViolation("no answer from tttd within \(replyTimeout.components.seconds) s") }
             }
             var chunk = [UInt8](repeating: 0, count: 65536)
             let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }

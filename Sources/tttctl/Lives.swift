@@ -84,6 +84,8 @@ struct Follow: ParsableCommand {
     func run() throws {
         let client = try options.connect()
         let _: FollowResult = try client.call("follow", FollowParams(usernames: usernames, all: all))
+        // Events may be hours apart.
+        client.replyTimeout = nil
         let decoder = RPC.makeDecoder()
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

@@ -29,7 +29,14 @@ struct ClientOptions: ParsableArguments {
             ?? ControlClient.defaultSocketPath
     }
 
-    func connect() throws -> ControlClient { try ControlClient(path: socketPath) }
+    /// `TTTCTL_TIMEOUT` (seconds, default 60): how long to wait for tttd's answer.
+    func connect() throws -> ControlClient {
+        let client = try ControlClient(path: socketPath)
+        if let text = ProcessInfo.processInfo.environment["TTTCTL_TIMEOUT"], let seconds = Int(text), seconds > 0 {
+            client.replyTimeout = .seconds(seconds)
+        }
+        return client
+    }
 }
 
 // MARK: status
