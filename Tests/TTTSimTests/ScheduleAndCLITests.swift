@@ -36,7 +36,7 @@ import Testing
         return nil
     }()
 
-    @Test(.enabled(if: executable != nil, "the tttsim executable is not built"))
+    @Test
     func executablePrintsItsAddressAndStopsOnSIGTERM() async throws {
         let schedule = FileManager.default.temporaryDirectory.appendingPathComponent("tttsim-\(UUID().uuidString).json")
         try #"[{"username":"later","start_s":3600,"duration_s":60}]"#.write(to: schedule, atomically: true, encoding: .utf8)
