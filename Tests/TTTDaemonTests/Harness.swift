@@ -132,6 +132,24 @@ struct TestDatabase: Sendable {
     }
 }
 
+/// A Unix datagram socket bound to `path`, as systemd's NOTIFY_SOCKET is.
+func boundDatagramSocket(path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    guard fd >= 0 else { throw HarnessError("socket failed") }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
+    let rc = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard rc == 0 else {
+        let reason = String(cString: strerror(errno))
+        close(fd)
+        throw HarnessError("bind \(path) failed: \(reason)")
+    }
+    return fd
+}
+
 /// A datagram socket that plays systemd's NOTIFY_SOCKET: the daemon's READY=1 is the event tests await.
 /// Like systemd it reads every datagram as it comes (an unread queue would fill up after ten).
 final class NotifyListener: @unchecked Sendable {
@@ -143,15 +161,7 @@ final class NotifyListener: @unchecked Sendable {
 
     init(path: String) throws {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket failed") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: path.utf8) }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else { throw HarnessError("bind \(path) failed: \(String(cString: strerror(errno)))") }
+        fd = try boundDatagramSocket(path: path)
         let thread = Thread { [fd, weak self] in
             var buffer = [UInt8](repeating: 0, count: 8192)
             while true {
