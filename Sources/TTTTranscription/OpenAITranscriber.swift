@@ -1,0 +1,288 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import TTTDomain
+
+/// `POST {baseURL}/audio/transcriptions`, OpenAI's contract, which Groq, OpenAI and the
+/// faster-whisper / whisper.cpp servers speak (ASR.md). One attempt per call: retrying and backing
+/// off are the pipeline's job, so that it can keep the window meanwhile.
+public final class OpenAITranscriber: Transcriber {
+    private let http: HTTPClient
+    private let url: String
+    private let apiKey: String?
+    private let timeout: Duration
+    private let logger: Logger
+    /// A verbose_json answer for a 30 s window is a few kB; this caps a misbehaving server.
+    private let maxBodyBytes = 4 * 1024 * 1024
+    /// How long to wait before retrying after a configuration error (bad key, wrong URL), so that
+    /// windows wait for the admin instead of being lost.
+    static let configurationRetry = Duration.seconds(300)
+
+    /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`.
+    public init(baseURL: String, apiKey: String?, timeout: Duration = .seconds(60), logger: Logger) {
+        let milliseconds = max(1, Int64(timeout.asSeconds * 1000))
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .milliseconds(min(10_000, milliseconds)), read: .milliseconds(milliseconds))
+        // A redirected POST would lose its body; a redirect means the base URL needs fixing.
+        configuration.redirectConfiguration = .disallow
+        http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        var base = baseURL.trimmingCharacters(in: .whitespaces)
+        while base.hasSuffix("/") { base.removeLast() }
+        url = base + "/audio/transcriptions"
+        self.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    public func transcribe(_ request: TranscriptionRequest) async throws(TranscriptionError) -> TranscriptionResult {
+        let boundary = Self.makeBoundary()
+        var outgoing = HTTPClientRequest(url: url)
+        outgoing.method = .POST
+        outgoing.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=\(boundary)")
+        outgoing.headers.add(name: "Accept", value: "application/json")
+        if let apiKey { outgoing.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
+        outgoing.body = .bytes(Self.multipartBody(request, boundary: boundary))
+
+        let started = ContinuousClock.now
+        do throws(TranscriptionError) {
+            let result = try await send(outgoing)
+            logger.debug("transcribed", metadata: [
+                "audio_bytes": "\(request.wav.count)", "elapsed_ms": "\(Self.milliseconds(since: started))",
+                "language": "\(result.language ?? "-")", "chars": "\(result.text.count)"])
+            return result
+        } catch {
+            logger.debug("transcription failed", metadata: [
+                "elapsed_ms": "\(Self.milliseconds(since: started))", "error": "\(error)"])
+            throw error
+        }
+    }
+
+    private func send(_ request: HTTPClientRequest) async throws(TranscriptionError) -> TranscriptionResult {
+        let status: Int, headers: HTTPHeaders, body: [UInt8]
+        do {
+            let response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(timeout.asSeconds * 1000)), logger: logger)
+            let bytes = try await response.body.collect(upTo: maxBodyBytes)
+            (status, headers, body) = (Int(response.status.code), response.headers, Array(bytes.readableBytesView))
+        } catch {
+            throw .retriable(reason: redact(describe(error)), retryAfter: nil)
+        }
+        return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
+                                  retryAfter: headers.first(name: "Retry-After"), apiKey: apiKey)
+    }
+
+    private static func milliseconds(since start: ContinuousClock.Instant) -> Int {
+        Int((ContinuousClock.now - start).asSeconds * 1000)
+    }
+
+    // MARK: Request
+
+    static func makeBoundary() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<2).map { _ in
+            let hex = String(generator.next() as UInt64, radix: 16)
+            return String(repeating: "0", count: 16 - hex.count) + hex
+        }
+        return "tttd-" + random.joined()
+    }
+
+    /// `file`, `model`, `language` (when given), `response_format=verbose_json`, `temperature=0`,
+    /// and no `prompt`: a running prompt makes a hallucination repeat itself (ASR.md).
+    static func multipartBody(_ request: TranscriptionRequest, boundary: String) -> ByteBuffer {
+        var body = ByteBuffer()
+        body.reserveCapacity(request.wav.count + 1024)
+        func field(_ name: String, _ value: String) {
+            body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"\(name)\"\r\n\r\n\(value)\r\n")
+        }
+        field("model", request.model)
+        if let language = request.language, !language.isEmpty { field("language", language) }
+        field("response_format", "verbose_json")
+        field("temperature", "0")
+        body.writeString("--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"window.wav\"\r\n"
+                         + "Content-Type: audio/wav\r\n\r\n")
+        body.writeBytes(request.wav)
+        body.writeString("\r\n--\(boundary)--\r\n")
+        return body
+    }
+
+    // MARK: Response
+
+    static func interpret(status: Int, body: [UInt8], contentType: String?, retryAfter: String?, apiKey: String?)
+        throws(TranscriptionError) -> TranscriptionResult {
+        func reason(_ text: String) -> String { redact(text, apiKey: apiKey) }
+        let retryAfter = retryAfter.flatMap { parseRetryAfter($0) }
+        switch status {
+        case 200..<300:
+            switch parse(body, contentType: contentType) {
+            case .success(let result): return result
+            case .failure(let problem): throw .retriable(reason: reason(problem.reason), retryAfter: nil)
+            }
+        case 429:
+            let after = retryAfter.map { " (retry after \(seconds($0))s)" } ?? ""
+            throw .retriable(reason: reason("HTTP 429\(after): \(snippet(body))"), retryAfter: retryAfter)
+        case 401, 403, 404, 300..<400:
+            throw .retriable(reason: reason("HTTP \(status): \(snippet(body))"),
+                             retryAfter: max(retryAfter ?? .zero, configurationRetry))
+        case 408, 425, 500...:
+            throw .retriable(reason: reason("HTTP \(status): \(snippet(body))"), retryAfter: retryAfter)
+        case 400..<500:
+            throw .rejected(reason: reason("HTTP \(status): \(snippet(body))"))
+        default:
+            throw .retriable(reason: "HTTP \(status)", retryAfter: retryAfter)
+        }
+    }
+
+    /// Why a 2xx body is not a transcription.
+    struct BodyProblem: Error { var reason: String }
+
+    private struct VerboseJSON: Decodable {
+        var text: String
+        var language: String?
+        var languageProbability: Double?
+        var duration: Double?
+        var segments: [TranscriptSegment]?
+        /// faster-whisper servers that were given the language can detect it too (scripts/asr).
+        var detectedLanguage: String?
+        var detectedLanguageProbability: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case text, language, duration, segments
+            case languageProbability = "language_probability"
+            case detectedLanguage = "detected_language"
+            case detectedLanguageProbability = "detected_language_probability"
+        }
+    }
+
+    static func parse(_ body: [UInt8], contentType: String?) -> Result<TranscriptionResult, BodyProblem> {
+        let first = body.first { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }
+        if first == UInt8(ascii: "<") || contentType?.lowercased().contains("html") == true {
+            return .failure(BodyProblem(reason: "not JSON (an HTML page\(htmlTitle(body).map { ": \($0)" } ?? ""))"))
+        }
+        guard first != nil else { return .failure(BodyProblem(reason: "empty body")) }
+        let answer: VerboseJSON
+        do {
+            answer = try JSONDecoder().decode(VerboseJSON.self, from: Data(body))
+        } catch DecodingError.keyNotFound(let key, _) {
+            return .failure(BodyProblem(reason: "unexpected JSON: no \(key.stringValue): \(snippet(body))"))
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+            let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+            return .failure(BodyProblem(reason: "unexpected JSON at \(path): \(snippet(body))"))
+        } catch {
+            return .failure(BodyProblem(reason: "malformed JSON: \(snippet(body))"))
+        }
+        // A language the server detected beats one it was told (then reported with p = 1).
+        let detected = answer.detectedLanguage.flatMap(WhisperLanguage.code(for:))
+        return .success(TranscriptionResult(
+            text: answer.text.trimmingCharacters(in: .whitespacesAndNewlines),
+            language: detected ?? answer.language.flatMap(WhisperLanguage.code(for:)),
+            languageProbability: detected != nil ? answer.detectedLanguageProbability : answer.languageProbability,
+            duration: answer.duration,
+            segments: answer.segments ?? []))
+    }
+
+    /// `Retry-After` as seconds or an HTTP-date, capped at a day (a wild value must not trap).
+    static func parseRetryAfter(_ value: String) -> Duration? {
+        let trimmed = value.trimmingCharacters(in: .whitespaces)
+        if let seconds = Double(trimmed), seconds.isFinite {
+            return .milliseconds(Int64(min(max(0, seconds), 86_400) * 1000))
+        }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: trimmed) else { return nil }
+        return .milliseconds(Int64(min(max(0, date.timeIntervalSinceNow), 86_400) * 1000))
+    }
+
+    // MARK: Reasons
+
+    /// One line of what the server said: OpenAI's `error.message` (or FastAPI's `detail`) when it
+    /// answered in JSON, the title of an HTML page, else the start of the body.
+    static func snippet(_ body: [UInt8]) -> String {
+        if let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] {
+            if let error = object["error"] as? [String: Any], let message = error["message"] as? String {
+                return oneLine(message)
+            }
+            if let message = (object["error"] ?? object["detail"] ?? object["message"]) as? String {
+                return oneLine(message)
+            }
+        }
+        if let title = htmlTitle(body) { return "an HTML page: \(title)" }
+        let text = oneLine(String(decoding: body.prefix(800), as: UTF8.self))
+        return text.isEmpty ? "(empty body)" : text
+    }
+
+    private static func htmlTitle(_ body: [UInt8]) -> String? {
+        let text = String(decoding: body.prefix(4096), as: UTF8.self)
+        guard let open = text.range(of: "<title>", options: .caseInsensitive),
+              let close = text.range(of: "</title>", options: .caseInsensitive, range: open.upperBound..<text.endIndex)
+        else { return nil }
+        let title = oneLine(String(text[open.upperBound..<close.lowerBound]))
+        return title.isEmpty ? nil : title
+    }
+
+    private static func oneLine(_ text: String) -> String {
+        let words = text.split(whereSeparator: { $0.isWhitespace || $0.isNewline })
+        return String(words.joined(separator: " ").prefix(200))
+    }
+
+    static func redact(_ text: String, apiKey: String?) -> String {
+        guard let apiKey, !apiKey.isEmpty else { return text }
+        return text.replacingOccurrences(of: apiKey, with: "[redacted]")
+    }
+
+    private func redact(_ text: String) -> String { Self.redact(text, apiKey: apiKey) }
+
+    /// "7", "0.5": whole seconds without decimals.
+    static func seconds(_ duration: Duration) -> String {
+        let seconds = duration.asSeconds
+        return seconds == seconds.rounded() ? "\(Int(seconds))" : String(format: "%.1f", seconds)
+    }
+
+    private func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .deadlineExceeded, .readTimeout, .writeTimeout:
+                return "timed out after \(Self.seconds(timeout)) s"
+            case .connectTimeout, .getConnectionFromPoolTimeout:
+                return "connect timed out"
+            case .remoteConnectionClosed:
+                return "connection closed by the server"
+            case .invalidURL, .emptyHost, .emptyScheme:
+                return "invalid URL \(url)"
+            case .cancelled:
+                return "cancelled"
+            default:
+                return String("\(error)".prefix(200))
+            }
+        }
+        if let error = error as? NIOConnectionError {
+            if let failure = error.connectionErrors.first {
+                return Self.describe(failure.error)
+            }
+            return "cannot resolve \(error.host)"
+        }
+        if error is NIOTooManyBytesError { return "answer over \(maxBodyBytes / 1024 / 1024) MB" }
+        if error is CancellationError { return "cancelled" }
+        return Self.describe(error)
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ECONNRESET: return "connection reset"
+            case ENETUNREACH, EHOSTUNREACH: return "network unreachable"
+            case ETIMEDOUT: return "connect timed out"
+            default: break
+            }
+        }
+        return oneLine("\(error)")
+    }
+}
