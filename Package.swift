@@ -58,7 +58,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "CShims",
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -85,6 +85,17 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // Transcription: ffmpeg capture, voice-activity windows, the OpenAI-compatible ASR client,
+        // the hallucination filter, and the supervised pipeline per live.
+        .target(name: "TTTTranscription", dependencies: [
+            "TTTDomain", "TTTStore", "TTTTikTok", "CShims",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -108,6 +119,11 @@ let package = Package(
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
         .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
         .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),
+        .testTarget(name: "TTTTranscriptionTests", dependencies: [
+            "TTTTranscription",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "TTTSimTests", dependencies: [
             "TTTSim",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

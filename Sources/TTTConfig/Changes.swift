@@ -3,10 +3,11 @@ extension TTTConfiguration {
     /// and what needs a restart (database.* and `restartOnlyKeys`); everything else can be applied.
     /// Secrets are named, never shown.
     /// What tttd sets up once at start: the control socket, the metrics listener, the TikTok
-    /// egresses (their HTTP clients, proxies and session), and the database connection.
+    /// egresses (their HTTP clients, proxies and session), the ASR client, and the database connection.
     public static let restartOnlyKeys: Set<String> = [
         "control.socket", "metrics.listen", "tiktok.web_url", "tiktok.webcast_url", "tiktok.proxies",
         "tiktok.concurrency", "secrets.database_password", "secrets.tiktok_session",
+        "transcription.base_url", "secrets.transcription_api_key",
     ]
 
     public func changes(to new: TTTConfiguration) -> (reloadable: [String], needRestart: [String]) {

@@ -11,11 +11,13 @@ public enum ControlMethod: String, Sendable, CaseIterable {
     case livesList = "lives.list"
     case livesShow = "lives.show"
     case follow
+    case pipelinesList = "pipelines.list"
+    case pipelinesStop = "pipelines.stop"
 
     public var requiredRole: Role {
         switch self {
-        case .status, .accountsList, .livesList, .livesShow, .follow: return .viewer
-        case .accountsAdd, .accountsRemove, .accountsImport: return .admin
+        case .status, .accountsList, .livesList, .livesShow, .follow, .pipelinesList: return .viewer
+        case .accountsAdd, .accountsRemove, .accountsImport, .pipelinesStop: return .admin
         }
     }
 }
@@ -284,5 +286,70 @@ public struct FollowResult: Codable, Sendable, Equatable {
     public init(following: [String], all: Bool) {
         self.following = following
         self.all = all
+    }
+}
+
+/// One row of `pipelines --json` (INTERFACES.md). `backlog` and `asr_p50_ms` are known for the
+/// pipelines of the node answering; a pipeline run by another node has them null.
+public struct PipelineInfo: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var liveId: Int64
+    public var username: String
+    public var state: String
+    public var reason: String?
+    public var node: String
+    public var startedAt: Date
+    public var audioS: Double
+    public var windows: Int
+    public var backlog: Int?
+    public var gapsS: Double
+    public var asrP50Ms: Int?
+
+    public init(id: Int64, liveId: Int64, username: String, state: String, reason: String?, node: String, startedAt: Date,
+                audioS: Double, windows: Int, backlog: Int?, gapsS: Double, asrP50Ms: Int?) {
+        self.id = id
+        self.liveId = liveId
+        self.username = username
+        self.state = state
+        self.reason = reason
+        self.node = node
+        self.startedAt = startedAt
+        self.audioS = audioS
+        self.windows = windows
+        self.backlog = backlog
+        self.gapsS = gapsS
+        self.asrP50Ms = asrP50Ms
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(id, forKey: .id)
+        try container.encode(liveId, forKey: .liveId)
+        try container.encode(username, forKey: .username)
+        try container.encode(state, forKey: .state)
+        try container.encode(reason, forKey: .reason)
+        try container.encode(node, forKey: .node)
+        try container.encode(startedAt, forKey: .startedAt)
+        try container.encode(audioS, forKey: .audioS)
+        try container.encode(windows, forKey: .windows)
+        try container.encode(backlog, forKey: .backlog)
+        try container.encode(gapsS, forKey: .gapsS)
+        try container.encode(asrP50Ms, forKey: .asrP50Ms)
+    }
+}
+
+public struct PipelinesStopParams: Codable, Sendable {
+    public var id: Int64
+
+    public init(id: Int64) { self.id = id }
+}
+
+public struct PipelinesStopResult: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var stopping: Bool
+
+    public init(id: Int64, stopping: Bool) {
+        self.id = id
+        self.stopping = stopping
     }
 }

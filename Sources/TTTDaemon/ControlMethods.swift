@@ -4,6 +4,7 @@ import TTTControl
 import TTTDetection
 import TTTDomain
 import TTTStore
+import TTTTranscription
 
 /// The implementation of each control method. The daemon owns the state; tttctl only asks.
 struct ControlMethods: Sendable {
@@ -12,6 +13,7 @@ struct ControlMethods: Sendable {
     let roles: RoleResolver
     let detection: DetectionService?
     let feed: EventFeed
+    let pipelines: PipelineSupervisor?
     let logger: Logger
 
     func call(_ method: ControlMethod, params data: Data, decoder: JSONDecoder, peer: Peer, role: Role,
@@ -46,9 +48,20 @@ struct ControlMethods: Sendable {
                 throw ControlError(.notFound, "no live with id \(params.id)")
             }
             var info = LiveInfo(live)
-            info.transcripts = []
+            let transcripts = try await storeCall { try await store.transcripts(liveID: live.id) }
+            info.transcripts = try transcripts.map { try decoder.decode(JSONValue.self, from: Data($0.utf8)) }
             info.analyses = []
             return try encode(info, id: id, encoder: encoder)
+        case .pipelinesList:
+            return try encode(try await listPipelines(), id: id, encoder: encoder)
+        case .pipelinesStop:
+            let params = try decode(PipelinesStopParams.self, data, decoder)
+            guard let pipelines else { throw ControlError(.notFound, "transcription is not running on this node") }
+            guard try await storeCall({ try await pipelines.stop(pipelineID: params.id, by: peer.name) }) else {
+                throw ControlError(.notFound, "no running pipeline with id \(params.id) (see tttctl pipelines)")
+            }
+            logger.notice("pipeline stop requested", metadata: ["pipeline_id": "\(params.id)", "by": "\(peer.name)"])
+            return try encode(PipelinesStopResult(id: params.id, stopping: true), id: id, encoder: encoder)
         case .follow:
             // Answered by the dispatcher, which hands the connection over to the event feed.
             throw ControlError(.invalidRequest, "follow needs its own connection")
@@ -73,6 +86,21 @@ struct ControlMethods: Sendable {
                 })
         }
         return result
+    }
+
+    /// Every running pipeline of the cluster (from the database), with this node's live figures.
+    private func listPipelines() async throws -> [PipelineInfo] {
+        let records = try await storeCall { try await store.pipelines(activeOnly: true) }
+        var local = [Int64: Pipeline.Snapshot]()
+        for snapshot in await pipelines?.snapshots() ?? [] { local[snapshot.id] = snapshot }
+        return records.map { record in
+            let here = local[record.id]
+            return PipelineInfo(id: record.id, liveId: record.liveID, username: record.username,
+                                state: here?.state ?? record.state, reason: record.reason, node: record.nodeID,
+                                startedAt: record.startedAt, audioS: here?.audioSeconds ?? record.audioSeconds,
+                                windows: here?.windows ?? record.windows, backlog: here?.backlog,
+                                gapsS: here?.gapSeconds ?? record.gapSeconds, asrP50Ms: here?.asrP50Milliseconds)
+        }
     }
 
     private func addAccounts(_ params: AccountsAddParams, peer: Peer) async throws -> AccountsAddResult {

@@ -9,6 +9,7 @@ import TTTDetection
 import TTTDomain
 import TTTStore
 import TTTSystemd
+import TTTTranscription
 import UnixSignals
 
 /// tttd's own service: waits for the database and migrates it, opens the control socket, tells systemd
@@ -23,6 +24,7 @@ public struct DaemonService: Service, CustomStringConvertible {
     let logger: Logger
     let logLevel: SharedLogLevel
     let detection: DetectionService?
+    let pipelines: PipelineSupervisor?
 
     /// The part of the configuration that SIGHUP may change, shared with the running parts.
     final class Settings: Sendable {
@@ -32,8 +34,9 @@ public struct DaemonService: Service, CustomStringConvertible {
     }
 
     public init(configPath: String, configuration: TTTConfiguration, store: Store, detection: DetectionService?,
-                notifier: SystemdNotifier, logLevel: SharedLogLevel, logger: Logger) {
+                pipelines: PipelineSupervisor?, notifier: SystemdNotifier, logLevel: SharedLogLevel, logger: Logger) {
         self.detection = detection
+        self.pipelines = pipelines
         self.configPath = configPath
         self.settings = Settings(configuration)
         self.store = store
@@ -44,7 +47,8 @@ public struct DaemonService: Service, CustomStringConvertible {
 
     public func run() async throws {
         let configuration = settings.value
-        let status = StatusBoard(store: store, notifier: notifier, logger: logger)
+        let status = StatusBoard(store: store, notifier: notifier, logger: logger,
+                                 pipelineCount: { [pipelines] in pipelines?.activeCount ?? 0 })
         let roles = RoleResolver(adminGroup: configuration.control.adminGroup, viewerGroup: configuration.control.viewerGroup)
         warnAboutMissingGroups(roles.current)
         // Trap SIGHUP now: its default action would end tttd while it still waits for the database.
@@ -55,7 +59,8 @@ public struct DaemonService: Service, CustomStringConvertible {
             let feed = EventFeed(store: store, logger: logger)
             let server = ControlServer(
                 path: configuration.control.socket, viewerGroup: { roles.current.viewer },
-                methods: ControlMethods(store: store, status: status, roles: roles, detection: detection, feed: feed, logger: logger),
+                methods: ControlMethods(store: store, status: status, roles: roles, detection: detection, feed: feed,
+                                       pipelines: pipelines, logger: logger),
                 logger: logger)
             let channel = try await server.bind()
             await status.refresh()
@@ -73,6 +78,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                 group.addTask { await reloadOnHangup(hangups, roles: roles, status: status) }
                 group.addTask { await feed.run() }
                 if let detection { group.addTask { try await detection.run() } }
+                if let pipelines { group.addTask { await pipelines.run() } }
             }
             logger.notice("tttd stopped")
         } onGracefulShutdown: {
@@ -167,6 +173,7 @@ public struct DaemonService: Service, CustomStringConvertible {
         settings.current.withLock { $0 = applied }
         roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
         await detection?.update(DetectionService.Settings(applied))
+        pipelines?.update(PipelineSupervisor.Settings(applied))
         logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
         if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
             logger.notice("configuration reloaded: nothing changed")
@@ -192,6 +199,8 @@ public struct DaemonService: Service, CustomStringConvertible {
         current.tiktok.concurrency = old.tiktok.concurrency
         current.secrets.databasePassword = old.secrets.databasePassword
         current.secrets.tiktokSession = old.secrets.tiktokSession
+        current.transcription.baseURL = old.transcription.baseURL
+        current.secrets.transcriptionAPIKey = old.secrets.transcriptionAPIKey
     }
 
     private func warnAboutMissingGroups(_ groups: RoleResolver.Groups) {

@@ -18,6 +18,8 @@ actor StatusBoard {
     private let store: Store
     private let notifier: SystemdNotifier
     private let logger: Logger
+    /// This node's running pipelines (0 when transcription is off).
+    private let pipelineCount: @Sendable () -> Int
     private let startedAt = ContinuousClock.now
     private var counts = Store.Counts(accounts: 0, livesActive: 0)
     private var databaseState = "starting"
@@ -25,7 +27,8 @@ actor StatusBoard {
     /// When the last refresh finished, whatever its outcome: the watchdog's sign that this loop is alive.
     private(set) var lastRefresh = ContinuousClock.now
 
-    init(store: Store, notifier: SystemdNotifier, logger: Logger) {
+    init(store: Store, notifier: SystemdNotifier, logger: Logger, pipelineCount: @escaping @Sendable () -> Int = { 0 }) {
+        self.pipelineCount = pipelineCount
         self.store = store
         self.notifier = notifier
         self.logger = logger
@@ -33,11 +36,11 @@ actor StatusBoard {
 
     func snapshot() -> Snapshot {
         Snapshot(uptime: (ContinuousClock.now - startedAt).asSeconds, accounts: counts.accounts,
-                 livesActive: counts.livesActive, pipelinesActive: 0, database: databaseState)
+                 livesActive: counts.livesActive, pipelinesActive: pipelineCount(), database: databaseState)
     }
 
     var statusLine: String {
-        let base = "\(counts.accounts) accounts, \(counts.livesActive) lives, 0 pipelines"
+        let base = "\(counts.accounts) accounts, \(counts.livesActive) lives, \(pipelineCount()) pipelines"
         return databaseState == "ok" ? base : "\(base); database \(databaseState)"
     }
 

@@ -97,6 +97,60 @@ enum Migrations {
             )
             """,
         ]),
+        Migration(version: 2, name: "pipelines and transcripts", statements: [
+            // A live's pipeline is claimed with a lease, like accounts: the node that dies hands it on.
+            // `pipeline_stopped` is an admin's stop (no new pipeline for that live); `pipeline_refused`
+            // remembers that the capacity refusal was already announced.
+            """
+            ALTER TABLE lives
+                ADD COLUMN pipeline_owner text,
+                ADD COLUMN pipeline_lease_expires_at timestamptz,
+                ADD COLUMN pipeline_stopped boolean NOT NULL DEFAULT false,
+                ADD COLUMN pipeline_refused boolean NOT NULL DEFAULT false
+            """,
+            """
+            CREATE TABLE pipelines (
+                id          bigserial PRIMARY KEY,
+                live_id     bigint NOT NULL REFERENCES lives (id) ON DELETE CASCADE,
+                node_id     text NOT NULL,
+                state       text NOT NULL CHECK (state IN ('starting', 'capturing', 'reconnecting', 'stopped', 'failed')),
+                reason      text,
+                started_at  timestamptz NOT NULL DEFAULT now(),
+                updated_at  timestamptz NOT NULL DEFAULT now(),
+                ended_at    timestamptz,
+                -- Coverage is measured: audio captured, and the seconds lost between captures.
+                audio_s     double precision NOT NULL DEFAULT 0,
+                gaps_s      double precision NOT NULL DEFAULT 0,
+                windows     integer NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX pipelines_live ON pipelines (live_id)",
+            "CREATE INDEX pipelines_active ON pipelines (state) WHERE ended_at IS NULL",
+            // One row per window: windows of a live tile its captured timeline (start_s/end_s).
+            """
+            CREATE TABLE transcripts (
+                id          bigserial PRIMARY KEY,
+                live_id     bigint NOT NULL REFERENCES lives (id) ON DELETE CASCADE,
+                pipeline_id bigint REFERENCES pipelines (id) ON DELETE SET NULL,
+                seq         integer NOT NULL,
+                start_s     double precision NOT NULL,
+                end_s       double precision NOT NULL CHECK (end_s >= start_s),
+                text        text NOT NULL DEFAULT '',
+                language    text,
+                model       text,
+                silent      boolean NOT NULL DEFAULT false,
+                filtered    boolean NOT NULL DEFAULT false,
+                unreliable  boolean NOT NULL DEFAULT false,
+                skipped     boolean NOT NULL DEFAULT false,
+                reason      text,
+                asr_ms      integer,
+                latency_ms  integer,
+                segments    jsonb,
+                created_at  timestamptz NOT NULL DEFAULT now(),
+                UNIQUE (live_id, seq)
+            )
+            """,
+        ]),
     ]
 
     static var latestVersion: Int { all.last?.version ?? 0 }

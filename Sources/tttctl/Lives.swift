@@ -60,6 +60,12 @@ struct Live: ParsableCommand {
                 ("analyses", String(live.analyses?.count ?? 0)),
             ])
             if live.restricted { print("\nThis live is age-restricted: tttd needs the tiktok_session credential to capture it.") }
+            let transcripts = live.transcripts ?? []
+            guard !transcripts.isEmpty else { return }
+            let unreliable = transcripts.filter { $0["flags"]?.arrayValue?.contains(.string("unreliable")) == true }.count
+            let voiced = transcripts.filter { $0["silent"] != .bool(true) && $0["flags"]?.arrayValue?.contains(.string("skipped")) != true }.count
+            print("\nTranscript (\(transcripts.count) windows, \(voiced) with speech, \(unreliable) not reliably understood):")
+            for transcript in transcripts { print("  " + EventLine.transcript(transcript)) }
         }
     }
 }
@@ -119,6 +125,11 @@ enum EventLine {
         case "live_ended":
             let reason = event["reason"]?.stringValue.map { " (\($0))" } ?? ""
             return "\(at)  \(who)  ended\(reason)  (\(live))"
+        case "transcript":
+            return "\(at)  \(who)  \(transcript(event))  (\(live))"
+        case "pipeline_state":
+            let reason = event["reason"]?.stringValue.map { ": \($0)" } ?? ""
+            return "\(at)  \(who)  pipeline \(event["state"]?.stringValue ?? "?")\(reason)  (\(live))"
         default:
             var fields = [String]()
             if case .object(let object) = event {
@@ -128,6 +139,24 @@ enum EventLine {
             }
             return "\(at)  \(who)  \(type)  \(live)  \(fields.joined(separator: " "))"
         }
+    }
+
+    /// `#3 [30.0–44.6 s] "text"`, or what happened to a window that has no text.
+    static func transcript(_ event: JSONValue) -> String {
+        let seq = text(event["seq"]) ?? "?"
+        let span = String(format: "%.1f–%.1f s", event["start_s"]?.doubleValue ?? 0, event["end_s"]?.doubleValue ?? 0)
+        let flags = event["flags"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let body: String
+        if event["silent"] == .bool(true) {
+            body = "(silence)"
+        } else if flags.contains("skipped") {
+            body = "(skipped: \(event["reason"]?.stringValue ?? "no reason given"))"
+        } else {
+            body = "\"\(event["text"]?.stringValue ?? "")\""
+        }
+        let marks = flags.filter { $0 != "skipped" }
+        let language = event["language"]?.stringValue.map { " [\($0)]" } ?? ""
+        return "#\(seq) [\(span)] \(body)\(language)" + (marks.isEmpty ? "" : "  (\(marks.joined(separator: ", ")))")
     }
 
     static func text(_ value: JSONValue?) -> String? {

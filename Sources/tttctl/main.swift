@@ -12,7 +12,7 @@ struct TTTCTL: ParsableCommand {
             2 usage error, 3 tttd cannot be reached.
             """,
         version: TTTVersion.client,
-        subcommands: [Status.self, Accounts.self, Lives.self, Live.self, Follow.self])
+        subcommands: [Status.self, Accounts.self, Lives.self, Live.self, Follow.self, Pipelines.self, PipelineCommand.self])
 }
 
 enum TTTVersion { static let client = "0.1.0" }

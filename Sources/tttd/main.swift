@@ -59,8 +59,11 @@ struct Run: AsyncParsableCommand {
         let notifier = SystemdNotifier()
         let detection = DetectionWiring.make(configuration: configuration, store: store,
                                              logger: Logger(label: "tttd.detection"))
+        let transcription = TranscriptionWiring.make(configuration: configuration, store: store,
+                                                     tiktok: detection.clients[0], logger: logger)
         let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
-                                   detection: detection.service, notifier: notifier, logLevel: level, logger: logger)
+                                   detection: detection.service, pipelines: transcription.supervisor,
+                                   notifier: notifier, logLevel: level, logger: logger)
         // Shut down in reverse order: the daemon's parts first, the database pool last.
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: store.client), .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
@@ -70,6 +73,7 @@ struct Run: AsyncParsableCommand {
         do {
             try await group.run()
             for client in detection.clients { await client.shutdown() }
+            await transcription.transcriber.shutdown()
         } catch {
             logger.critical("tttd failed: \(error)")
             notifier.status("failed: \(error)")

@@ -30,4 +30,19 @@ int ttt_user_name(uint32_t uid, char *buffer, size_t capacity);
 /// the receiver is not reading; the state is dropped — the next one replaces it).
 int ttt_notify(const char *state);
 
+/// Starts `path` (an absolute path) with `argv` and `envp` (NULL-terminated): stdin from /dev/null,
+/// stdout and stderr onto the given descriptors, every other descriptor closed, signal dispositions
+/// and mask reset, in a process group of its own, and SIGKILLed when the calling thread ends
+/// (PR_SET_PDEATHSIG: call it from a thread that lives as long as the process), so that no child
+/// outlives tttd, even after a kill -9. Returns the child's pid, or -errno when it could not start
+/// (the exec's own error included).
+pid_t ttt_spawn(const char *path, char *const argv[], char *const envp[], int stdout_fd, int stderr_fd);
+
+/// pipe2(fds, O_CLOEXEC), which Glibc only declares under _GNU_SOURCE.
+int ttt_pipe_cloexec(int fds[2]);
+
+/// waitpid(pid, WNOHANG): 0 while it runs; 1 when it ended, with `status` set to its exit code, or
+/// 128 + the signal that ended it; -errno on failure.
+int ttt_reap(pid_t pid, int *status);
+
 #endif
