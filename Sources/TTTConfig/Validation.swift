@@ -109,10 +109,12 @@ enum Parse {
         return text
     }
 
-    /// ISO 639-1 (two letters), or three for languages that only have an ISO 639-3 code.
+    /// ISO 639-1 (two letters), or three for languages that only have an ISO 639-3 code; or
+    /// `auto`, to let the ASR detect it.
     static func language(_ text: String) throws(Invalid) -> String {
+        if text == "auto" { return text }
         guard (2...3).contains(text.count), text.allSatisfy({ $0.isASCII && $0.isLowercase }) else {
-            throw Invalid("\"\(text)\" is not a language code (ISO 639-1, e.g. fr)")
+            throw Invalid("\"\(text)\" is not a language code (ISO 639-1, e.g. fr, or auto)")
         }
         return text
     }

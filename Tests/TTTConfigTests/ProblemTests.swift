@@ -141,7 +141,7 @@ import Testing
             "\(path): detection.interval: must be longer than 0, not 0s",
             "\(path): detection.offline_confirmations: \"two\" is not a whole number",
             "\(path): transcription.enabled: \"maybe\" is not true or false",
-            "\(path): transcription.language: \"French\" is not a language code (ISO 639-1, e.g. fr)",
+            "\(path): transcription.language: \"French\" is not a language code (ISO 639-1, e.g. fr, or auto)",
             "\(path): transcription.max_pipelines: must be at least 1, not 0",
             "\(path): analysis.temperature: must be between 0 and 2, not 3",
             "\(path): analysis.risk_threshold: must be between 0 and 1, not 1.5",
