@@ -80,8 +80,11 @@ public final class Pipeline: Sendable {
         var gapSeconds = 0.0
         var windows = 0
         var asrTimes: [Int] = []
+        var reason: String?
         var stop: Stop?
         var captureTask: Task<Void, Never>?
+        /// The stream URL detection last stored for the live (it refreshes it on each lookup).
+        var knownURL: String?
     }
 
     public init(id: Int64, claim: Store.PipelineClaim, node: String, settings: Settings, recorder: any PipelineRecorder,
@@ -137,6 +140,18 @@ public final class Pipeline: Sendable {
 
     private var stopRequest: Stop? { status.withLock { $0.stop } }
 
+    /// The live's stream URL as the database has it now; used when ffmpeg is restarted.
+    public func streamURLChanged(_ url: String?) {
+        guard let url else { return }
+        status.withLock { $0.knownURL = url }
+    }
+
+    /// A fresh URL from TikTok when the locator allows a request now, else the one detection stored.
+    private func freshURL(current: String?) async -> String? {
+        if let url = await locator.streamURL(roomID: claim.roomID) { return url }
+        return status.withLock { $0.knownURL } ?? current
+    }
+
     /// Runs until stopped; records the final state.
     public func run() async {
         let captureTask = Task { await captureLoop() }
@@ -172,7 +187,7 @@ public final class Pipeline: Sendable {
         var lastAudioAt: ContinuousClock.Instant?
         var decoder = SampleDecoder()
         while !Task.isCancelled {
-            if url == nil { url = await locator.streamURL(roomID: claim.roomID) }
+            if url == nil { url = await freshURL(current: nil) }
             guard let streamURL = url else {
                 await setState("reconnecting", reason: "no stream URL for room \(claim.roomID) (age-restricted? the tiktok_session secret helps)")
                 if await pause(backoff) { break }
@@ -202,7 +217,7 @@ public final class Pipeline: Sendable {
             backoff = ContinuousClock.now - began > .seconds(60) ? .seconds(1) : backoff
             if await pause(backoff) { break }
             backoff = min(backoff * 2, .seconds(30))
-            url = await locator.streamURL(roomID: claim.roomID) ?? url
+            url = await freshURL(current: url)
         }
     }
 
@@ -333,8 +348,10 @@ public final class Pipeline: Sendable {
 
     private func setState(_ state: String, reason: String?) async {
         let changed = status.withLock { status -> Bool in
-            guard status.state != state || state == "reconnecting" else { return false }
+            // A new reason for reconnecting is news; the same one again (every retry) is noise.
+            guard status.state != state || (state == "reconnecting" && status.reason != reason) else { return false }
             status.state = state
+            status.reason = reason
             return true
         }
         guard changed else { return }

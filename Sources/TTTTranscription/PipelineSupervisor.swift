@@ -134,6 +134,7 @@ public final class PipelineSupervisor: Sendable {
                     pipeline.stop(.init(reason: "another node took this live over", drain: false))
                     continue
                 }
+                pipeline.streamURLChanged(state.streamURL)
                 if state.ended {
                     pipeline.stop(.init(reason: "live ended", drain: true))
                 } else if state.stopRequested {

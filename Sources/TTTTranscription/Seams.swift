@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import TTTStore
 import TTTTikTok
 
@@ -17,15 +18,27 @@ public protocol StreamLocator: Sendable {
     func streamURL(roomID: String) async -> String?
 }
 
-/// Asks TikTok's room info endpoint (audio-only first, else the smallest video, TIKTOK.md).
-public struct TikTokStreamLocator: StreamLocator {
+/// Asks TikTok's room info endpoint (audio-only first, else the smallest video, TIKTOK.md), at
+/// most once per `spacing` for all pipelines together: these requests are outside detection's
+/// budget, and a network blip that restarts every ffmpeg must not turn into a burst TikTok blocks.
+/// When it is not the time, it answers nil and the pipeline uses the URL detection last stored.
+public final class TikTokStreamLocator: StreamLocator {
     let client: any TikTokClient
+    let spacing: Duration
+    private let next = Mutex<ContinuousClock.Instant>(.now)
 
-    public init(client: any TikTokClient) {
+    public init(client: any TikTokClient, spacing: Duration = .seconds(5)) {
         self.client = client
+        self.spacing = spacing
     }
 
     public func streamURL(roomID: String) async -> String? {
+        let allowed = next.withLock { next -> Bool in
+            guard ContinuousClock.now >= next else { return false }
+            next = .now + spacing
+            return true
+        }
+        guard allowed else { return nil }
         if case .live(let room) = await client.roomInfo(roomID) { return room.streams.best }
         return nil
     }
