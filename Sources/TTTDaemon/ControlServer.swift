@@ -142,6 +142,10 @@ extension ControlServer {
                 if subscription.overflowed {
                     let notice = #"{"jsonrpc":"2.0","method":"error","params":{"code":"too_slow","message":"this follower fell too far behind and was disconnected; follow again"}}"# + "\n"
                     try? await outbound.write(ByteBuffer(string: notice))
+                    // Closing drops what is still queued, the notice included: wait until it has
+                    // reached the socket (an empty write completes after every earlier one), but
+                    // not for ever — this follower may never read again.
+                    await Self.waitForFlush(channel, atMost: .seconds(30))
                 }
             }
             group.addTask { try? await channel.closeFuture.get() }
@@ -149,6 +153,19 @@ extension ControlServer {
             // Whichever ended first, the connection is over; closing it also ends the other task
             // (a future's wait does not end on cancellation).
             try? await channel.close()
+            group.cancelAll()
+        }
+    }
+}
+
+extension ControlServer {
+    static func waitForFlush(_ channel: any Channel, atMost limit: Duration) async {
+        let flushed = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(NIOAny(ByteBuffer()), promise: flushed)
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await flushed.futureResult.get() }
+            group.addTask { try? await Task.sleep(for: limit) }
+            await group.next()
             group.cancelAll()
         }
     }
