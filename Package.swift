@@ -23,12 +23,17 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CShims", path: "Sources/CShims"),
+        // C: libcurl, for SMTP (curl_easy_setopt is variadic: the Swift side goes through TTTAlerts' C shim).
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
 
         // Domain: value types and rules shared by everything (usernames, roles, accounts).
         .target(name: "TTTDomain", swiftSettings: strict),
@@ -96,6 +101,27 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        // Analysis: the prompt template, the OpenAI-compatible chat analyzer with structured-output
+        // fallbacks, lenient parsing and strict validation of verdicts, and the risk score.
+        .target(name: "TTTAnalysis", dependencies: [
+            "TTTDomain",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // Alerts: e-mail through libcurl and Standard Webhooks, the channels an alert is delivered on.
+        .target(name: "TTTAlerts", dependencies: [
+            "TTTDomain", "CCurlShim",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -123,6 +149,19 @@ let package = Package(
             "TTTTranscription",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "TTTAnalysisTests", dependencies: [
+            "TTTAnalysis",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "TTTAlertsTests", dependencies: [
+            "TTTAlerts",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TTTSimTests", dependencies: [
             "TTTSim",
