@@ -63,17 +63,19 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "CShims",
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
 
         .executableTarget(name: "tttd", dependencies: [
-            "TTTDaemon", "TTTConfig",
+            "TTTDaemon", "TTTConfig", "TTTAnalysis", "TTTAlerts",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
         // TikTok: the endpoints tttd reads, their parsing, and the HTTP client per egress.
@@ -120,6 +122,14 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // Moderation: windows judged as they come (budget, backlog, cache), alerts with evidence,
+        // and the delivery of events to e-mail and webhooks (the outbox worker).
+        .target(name: "TTTModeration", dependencies: [
+            "TTTDomain", "TTTStore", "TTTAnalysis", "TTTAlerts",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
@@ -171,7 +181,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // End to end: the real tttd and tttctl processes, a real PostgreSQL, real sockets.
-        .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"]),
+        .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -8,7 +8,11 @@ extension TTTConfiguration {
         "control.socket", "metrics.listen", "tiktok.web_url", "tiktok.webcast_url", "tiktok.proxies",
         "tiktok.concurrency", "secrets.database_password", "secrets.tiktok_session",
         "transcription.base_url", "secrets.transcription_api_key",
+        "analysis.enabled", "analysis.base_url", "analysis.model", "analysis.temperature", "analysis.prompt",
+        "secrets.analysis_api_key", "secrets.smtp_password",
     ]
+    /// Key families set up once at start too: the alert channels and their secrets.
+    public static let restartOnlyPrefixes = ["database.", "alerts.email", "alerts.webhooks", "secrets.webhook_secret_"]
 
     public func changes(to new: TTTConfiguration) -> (reloadable: [String], needRestart: [String]) {
         var changed: [String] = []
@@ -71,7 +75,7 @@ extension TTTConfiguration {
         }
 
         let needRestart = changed.filter { key in
-            key.hasPrefix("database.") || Self.restartOnlyKeys.contains(key)
+            Self.restartOnlyKeys.contains(key) || Self.restartOnlyPrefixes.contains { key.hasPrefix($0) }
         }
         return (changed.filter { !needRestart.contains($0) }, needRestart)
     }

@@ -13,11 +13,14 @@ public enum ControlMethod: String, Sendable, CaseIterable {
     case follow
     case pipelinesList = "pipelines.list"
     case pipelinesStop = "pipelines.stop"
+    case alertsList = "alerts.list"
+    case alertsAck = "alerts.ack"
+    case evidenceExport = "evidence.export"
 
     public var requiredRole: Role {
         switch self {
-        case .status, .accountsList, .livesList, .livesShow, .follow, .pipelinesList: return .viewer
-        case .accountsAdd, .accountsRemove, .accountsImport, .pipelinesStop: return .admin
+        case .status, .accountsList, .livesList, .livesShow, .follow, .pipelinesList, .alertsList: return .viewer
+        case .accountsAdd, .accountsRemove, .accountsImport, .pipelinesStop, .alertsAck, .evidenceExport: return .admin
         }
     }
 }
@@ -33,6 +36,10 @@ public struct StatusResult: Codable, Sendable, Equatable {
     /// The caller's role, so `tttctl status` can tell a viewer what they may do.
     public var role: Role
     public var detection: DetectionStatus?
+    /// `ok`, `waiting: <reason>` (the model is unreachable; windows wait), or `off: <reason>`.
+    public var analysis: String?
+    /// Windows waiting for the analyzer (all nodes).
+    public var analysisBacklog: Int?
 
     public init(version: String, uptimeS: Double, accounts: Int, livesActive: Int, pipelinesActive: Int,
                 database: String, role: Role) {
@@ -351,5 +358,54 @@ public struct PipelinesStopResult: Codable, Sendable, Equatable {
     public init(id: Int64, stopping: Bool) {
         self.id = id
         self.stopping = stopping
+    }
+}
+
+public struct AlertsListParams: Codable, Sendable {
+    public var unacked: Bool
+    public var limit: Int?
+
+    public init(unacked: Bool = false, limit: Int? = nil) {
+        self.unacked = unacked
+        self.limit = limit
+    }
+}
+
+public struct AlertsAckParams: Codable, Sendable {
+    public var id: Int64
+
+    public init(id: Int64) { self.id = id }
+}
+
+public struct AlertsAckResult: Codable, Sendable, Equatable {
+    public var id: Int64
+    public var ackedBy: String
+    /// Someone had acked it already (`acked_by` says who).
+    public var already: Bool
+
+    public init(id: Int64, ackedBy: String, already: Bool) {
+        self.id = id
+        self.ackedBy = ackedBy
+        self.already = already
+    }
+}
+
+public struct EvidenceExportParams: Codable, Sendable {
+    public var id: Int64
+
+    public init(id: Int64) { self.id = id }
+}
+
+/// What `tttctl evidence export` writes: the manifest, and the clip (base64) when there is one.
+/// tttctl writes the files itself, as the user who asked, where that user may write.
+public struct EvidenceExportResult: Codable, Sendable, Equatable {
+    public var manifest: JSONValue
+    public var clipName: String?
+    public var clipBase64: String?
+
+    public init(manifest: JSONValue, clipName: String?, clipBase64: String?) {
+        self.manifest = manifest
+        self.clipName = clipName
+        self.clipBase64 = clipBase64
     }
 }

@@ -4,6 +4,8 @@ import TTTControl
 import TTTDetection
 import TTTDomain
 import TTTStore
+import Crypto
+import TTTModeration
 import TTTTranscription
 
 /// The implementation of each control method. The daemon owns the state; tttctl only asks.
@@ -14,6 +16,9 @@ struct ControlMethods: Sendable {
     let detection: DetectionService?
     let feed: EventFeed
     let pipelines: PipelineSupervisor?
+    let analysis: AnalysisService?
+    /// Why analysis is off, when it is.
+    let analysisOff: String?
     let logger: Logger
 
     func call(_ method: ControlMethod, params data: Data, decoder: JSONDecoder, peer: Peer, role: Role,
@@ -50,7 +55,8 @@ struct ControlMethods: Sendable {
             var info = LiveInfo(live)
             let transcripts = try await storeCall { try await store.transcripts(liveID: live.id) }
             info.transcripts = try transcripts.map { try decoder.decode(JSONValue.self, from: Data($0.utf8)) }
-            info.analyses = []
+            let analyses = try await storeCall { try await store.analyses(liveID: live.id) }
+            info.analyses = try analyses.map { try decoder.decode(JSONValue.self, from: Data($0.utf8)) }
             return try encode(info, id: id, encoder: encoder)
         case .pipelinesList:
             return try encode(try await listPipelines(), id: id, encoder: encoder)
@@ -62,6 +68,25 @@ struct ControlMethods: Sendable {
             }
             logger.notice("pipeline stop requested", metadata: ["pipeline_id": "\(params.id)", "by": "\(peer.name)"])
             return try encode(PipelinesStopResult(id: params.id, stopping: true), id: id, encoder: encoder)
+        case .alertsList:
+            let params = try decodeOptional(AlertsListParams.self, data, decoder) ?? AlertsListParams()
+            let limit = min(max(params.limit ?? 100, 1), 10_000)
+            let alerts = try await storeCall { try await store.alerts(unackedOnly: params.unacked, limit: limit) }
+            return try encode(try alerts.map { try decoder.decode(JSONValue.self, from: Data($0.utf8)) }, id: id, encoder: encoder)
+        case .alertsAck:
+            let params = try decode(AlertsAckParams.self, data, decoder)
+            switch try await storeCall({ try await store.ackAlert(id: params.id, by: peer.name) }) {
+            case .notFound:
+                throw ControlError(.notFound, "no alert with id \(params.id) (see tttctl alerts)")
+            case .alreadyAcked(let by):
+                return try encode(AlertsAckResult(id: params.id, ackedBy: by ?? "?", already: true), id: id, encoder: encoder)
+            case .acked:
+                logger.notice("alert acknowledged", metadata: ["alert_id": "\(params.id)", "by": "\(peer.name)"])
+                return try encode(AlertsAckResult(id: params.id, ackedBy: peer.name, already: false), id: id, encoder: encoder)
+            }
+        case .evidenceExport:
+            let params = try decode(EvidenceExportParams.self, data, decoder)
+            return try encode(try await exportEvidence(params.id, peer: peer, decoder: decoder), id: id, encoder: encoder)
         case .follow:
             // Answered by the dispatcher, which hands the connection over to the event feed.
             throw ControlError(.invalidRequest, "follow needs its own connection")
@@ -76,6 +101,13 @@ struct ControlMethods: Sendable {
             version: TTTVersion.current, uptimeS: snapshot.uptime, accounts: snapshot.accounts,
             livesActive: snapshot.livesActive, pipelinesActive: snapshot.pipelinesActive,
             database: snapshot.database, role: role)
+        if let analysis {
+            let health = analysis.currentHealth
+            result.analysis = health.state == "ok" ? "ok" : "\(health.state): \(health.detail ?? "")"
+        } else {
+            result.analysis = "off: \(analysisOff ?? "not configured")"
+        }
+        result.analysisBacklog = snapshot.analysisBacklog
         if let detection = await detection?.snapshot() {
             result.detection = DetectionStatus(
                 node: detection.nodeID, intervalS: detection.intervalS, roundS: detection.roundS,
@@ -86,6 +118,39 @@ struct ControlMethods: Sendable {
                 })
         }
         return result
+    }
+
+    /// An alert's evidence for a moderator or a court: the manifest (alert, verdict, transcript,
+    /// model, prompt hash, hashes) and the clip, checked against the hash recorded at the time.
+    private func exportEvidence(_ alertID: Int64, peer: Peer, decoder: JSONDecoder) async throws -> EvidenceExportResult {
+        guard let object = try await storeCall({ try await store.alert(id: alertID) }) else {
+            throw ControlError(.notFound, "no alert with id \(alertID) (see tttctl alerts)")
+        }
+        let alert = try decoder.decode(JSONValue.self, from: Data(object.utf8))
+        var manifest: [String: JSONValue] = [
+            "alert": alert, "exported_at": .string(ISO8601DateFormatter().string(from: Date())),
+            "exported_by": .string(peer.name), "tttd_version": .string(TTTVersion.current),
+        ]
+        var clipName: String?
+        var clipBase64: String?
+        if let path = alert["evidence_path"]?.stringValue {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ControlError(.notFound, "the evidence clip \(path) of alert \(alertID) is missing (retention or a manual deletion)")
+            }
+            let digest = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+            let recorded = alert["evidence_sha256"]?.stringValue
+            clipName = "alert-\(alertID).wav"
+            clipBase64 = data.base64EncodedString()
+            manifest["clip"] = .object([
+                "file": .string(clipName!), "sha256": .string(digest), "bytes": .integer(Int64(data.count)),
+                "intact": .bool(digest == recorded),
+            ])
+            if digest != recorded {
+                logger.error("evidence clip changed since it was recorded", metadata: ["alert_id": "\(alertID)", "path": "\(path)"])
+            }
+        }
+        logger.notice("evidence exported", metadata: ["alert_id": "\(alertID)", "by": "\(peer.name)"])
+        return EvidenceExportResult(manifest: .object(manifest), clipName: clipName, clipBase64: clipBase64)
     }
 
     /// Every running pipeline of the cluster (from the database), with this node's live figures.

@@ -9,6 +9,7 @@ import TTTDetection
 import TTTDomain
 import TTTStore
 import TTTSystemd
+import TTTModeration
 import TTTTranscription
 import UnixSignals
 
@@ -25,6 +26,7 @@ public struct DaemonService: Service, CustomStringConvertible {
     let logLevel: SharedLogLevel
     let detection: DetectionService?
     let pipelines: PipelineSupervisor?
+    let moderation: AnalysisWiring.Parts?
 
     /// The part of the configuration that SIGHUP may change, shared with the running parts.
     final class Settings: Sendable {
@@ -34,8 +36,10 @@ public struct DaemonService: Service, CustomStringConvertible {
     }
 
     public init(configPath: String, configuration: TTTConfiguration, store: Store, detection: DetectionService?,
-                pipelines: PipelineSupervisor?, notifier: SystemdNotifier, logLevel: SharedLogLevel, logger: Logger) {
+                pipelines: PipelineSupervisor?, moderation: AnalysisWiring.Parts?, notifier: SystemdNotifier,
+                logLevel: SharedLogLevel, logger: Logger) {
         self.detection = detection
+        self.moderation = moderation
         self.pipelines = pipelines
         self.configPath = configPath
         self.settings = Settings(configuration)
@@ -56,11 +60,13 @@ public struct DaemonService: Service, CustomStringConvertible {
 
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
+            if let moderation { try await syncChannels(moderation.channels) }
             let feed = EventFeed(store: store, logger: logger)
             let server = ControlServer(
                 path: configuration.control.socket, viewerGroup: { roles.current.viewer },
                 methods: ControlMethods(store: store, status: status, roles: roles, detection: detection, feed: feed,
-                                       pipelines: pipelines, logger: logger),
+                                       pipelines: pipelines, analysis: moderation?.analysis,
+                                       analysisOff: moderation?.unavailable, logger: logger),
                 logger: logger)
             let channel = try await server.bind()
             await status.refresh()
@@ -79,6 +85,10 @@ public struct DaemonService: Service, CustomStringConvertible {
                 group.addTask { await feed.run() }
                 if let detection { group.addTask { try await detection.run() } }
                 if let pipelines { group.addTask { await pipelines.run() } }
+                if let moderation {
+                    if let analysis = moderation.analysis { group.addTask { await analysis.run() } }
+                    group.addTask { await moderation.delivery.run() }
+                }
             }
             logger.notice("tttd stopped")
         } onGracefulShutdown: {
@@ -114,6 +124,22 @@ public struct DaemonService: Service, CustomStringConvertible {
             }
         }
         return false
+    }
+
+    /// The delivery channels of this configuration, so that events queue their deliveries.
+    private func syncChannels(_ channels: [Store.Channel]) async throws {
+        var delay = Duration.seconds(1)
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await store.syncChannels(channels)
+                return
+            } catch {
+                logger.warning("cannot record the alert channels yet", metadata: ["reason": "\(error)"])
+                let wait = delay
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                delay = min(delay * 2, .seconds(30))
+            }
+        }
     }
 
     private func refreshStatus(_ status: StatusBoard) async {
@@ -174,6 +200,7 @@ public struct DaemonService: Service, CustomStringConvertible {
         roles.update(adminGroup: applied.control.adminGroup, viewerGroup: applied.control.viewerGroup)
         await detection?.update(DetectionService.Settings(applied))
         pipelines?.update(PipelineSupervisor.Settings(applied))
+        moderation?.analysis?.update(AnalysisService.Settings(applied))
         logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
         if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
             logger.notice("configuration reloaded: nothing changed")
@@ -201,6 +228,16 @@ public struct DaemonService: Service, CustomStringConvertible {
         current.secrets.tiktokSession = old.secrets.tiktokSession
         current.transcription.baseURL = old.transcription.baseURL
         current.secrets.transcriptionAPIKey = old.secrets.transcriptionAPIKey
+        current.analysis.enabled = old.analysis.enabled
+        current.analysis.baseURL = old.analysis.baseURL
+        current.analysis.model = old.analysis.model
+        current.analysis.temperature = old.analysis.temperature
+        current.analysis.prompt = old.analysis.prompt
+        current.alerts.email = old.alerts.email
+        current.alerts.webhooks = old.alerts.webhooks
+        current.secrets.analysisAPIKey = old.secrets.analysisAPIKey
+        current.secrets.smtpPassword = old.secrets.smtpPassword
+        current.secrets.webhookSecrets = old.secrets.webhookSecrets
     }
 
     private func warnAboutMissingGroups(_ groups: RoleResolver.Groups) {

@@ -50,7 +50,7 @@ public enum DetectionWiring {
 
     /// Stable across restarts (so a node frees its own leases at start) and distinct for two
     /// daemons on one host (their sockets differ).
-    static func nodeID(socket: String) -> String {
+    public static func nodeID(socket: String) -> String {
         let host = ProcessInfo.processInfo.hostName
         let path = URL(fileURLWithPath: socket).standardizedFileURL.path
         return "\(host):\(path)"

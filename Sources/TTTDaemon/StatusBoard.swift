@@ -12,6 +12,7 @@ actor StatusBoard {
         var accounts: Int
         var livesActive: Int
         var pipelinesActive: Int
+        var analysisBacklog: Int
         var database: String
     }
 
@@ -36,7 +37,8 @@ actor StatusBoard {
 
     func snapshot() -> Snapshot {
         Snapshot(uptime: (ContinuousClock.now - startedAt).asSeconds, accounts: counts.accounts,
-                 livesActive: counts.livesActive, pipelinesActive: pipelineCount(), database: databaseState)
+                 livesActive: counts.livesActive, pipelinesActive: pipelineCount(),
+                 analysisBacklog: counts.analysisBacklog, database: databaseState)
     }
 
     var statusLine: String {

@@ -10,7 +10,8 @@ extension PipelineSupervisor.Settings {
         let language = configuration.transcription.language.trimmingCharacters(in: .whitespaces)
         self.init(enabled: configuration.transcription.enabled, maxPipelines: configuration.transcription.maxPipelines,
                   window: configuration.transcription.window, model: configuration.transcription.model,
-                  language: language.isEmpty || language == "auto" ? nil : language)
+                  language: language.isEmpty || language == "auto" ? nil : language,
+                  analyse: AnalysisWiring.unavailableReason(configuration) == nil)
     }
 }
 
@@ -44,12 +45,22 @@ public enum TranscriptionWiring {
         return Parts(supervisor: supervisor, transcriber: transcriber)
     }
 
-    /// systemd's StateDirectory= when tttd runs as a service, else a private directory in /tmp.
+    /// systemd's StateDirectory= when tttd runs as a service, else a directory in /tmp; one folder
+    /// per tttd process (spilled windows do not outlive it, and two tttd on one host must not share
+    /// them). Folders of processes that are gone are removed.
     static func spillDirectory() -> URL {
+        let base: URL
         if let state = ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?.split(separator: ":").first {
-            return URL(fileURLWithPath: String(state)).appendingPathComponent("backlog")
+            base = URL(fileURLWithPath: String(state)).appendingPathComponent("backlog")
+        } else {
+            base = FileManager.default.temporaryDirectory.appendingPathComponent("tttd-\(getuid())-backlog")
         }
-        return FileManager.default.temporaryDirectory.appendingPathComponent("tttd-\(getuid())-backlog")
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
+            if let pid = Int32(name), pid != getpid(), kill(pid, 0) != 0, errno == ESRCH {
+                try? FileManager.default.removeItem(at: base.appendingPathComponent(name))
+            }
+        }
+        return base.appendingPathComponent("\(getpid())")
     }
 
     static func isLocal(_ host: String) -> Bool {

@@ -151,6 +151,98 @@ enum Migrations {
             )
             """,
         ]),
+        Migration(version: 3, name: "analyses, alerts and delivery channels", statements: [
+            // Which windows wait for the analyzer ('pending'), claimed with a lease like the rest.
+            """
+            ALTER TABLE transcripts
+                ADD COLUMN analysis_state text NOT NULL DEFAULT 'not_needed'
+                    CHECK (analysis_state IN ('pending', 'done', 'failed', 'not_needed', 'off')),
+                ADD COLUMN analysis_owner text,
+                ADD COLUMN analysis_lease_expires_at timestamptz
+            """,
+            "CREATE INDEX transcripts_analysis_pending ON transcripts (id) WHERE analysis_state = 'pending'",
+            """
+            CREATE TABLE analyses (
+                id              bigserial PRIMARY KEY,
+                transcript_id   bigint NOT NULL UNIQUE REFERENCES transcripts (id) ON DELETE CASCADE,
+                live_id         bigint NOT NULL REFERENCES lives (id) ON DELETE CASCADE,
+                seq             integer NOT NULL,
+                status          text NOT NULL CHECK (status IN ('ok', 'cached', 'failed')),
+                category        text,
+                virality        text,
+                hateful         boolean,
+                target          text,
+                hate_type       text,
+                justification   text,
+                citation        text,
+                quote_verified  boolean,
+                manipulation    boolean,
+                risk_score      double precision,
+                model           text NOT NULL,
+                mode            text,
+                prompt_sha256   text NOT NULL,
+                attempts        integer NOT NULL DEFAULT 1,
+                latency_ms      integer,
+                -- A failed analysis keeps the model's last reply; a cached one names its source.
+                raw_reply       text,
+                error           text,
+                cached_from     bigint REFERENCES analyses (id) ON DELETE SET NULL,
+                -- Streamers repeat slogans: the same normalised text, prompt and model reuse a verdict.
+                text_hash       text NOT NULL,
+                created_at      timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            "CREATE INDEX analyses_live ON analyses (live_id, seq)",
+            "CREATE INDEX analyses_cache ON analyses (text_hash, prompt_sha256, model) WHERE status = 'ok'",
+            """
+            CREATE TABLE alerts (
+                id              bigserial PRIMARY KEY,
+                analysis_id     bigint NOT NULL REFERENCES analyses (id) ON DELETE CASCADE,
+                live_id         bigint REFERENCES lives (id) ON DELETE SET NULL,
+                username        text NOT NULL,
+                risk_score      double precision NOT NULL,
+                created_at      timestamptz NOT NULL DEFAULT now(),
+                acked_at        timestamptz,
+                acked_by        text,
+                evidence_path   text,
+                evidence_sha256 text,
+                -- The `alert` event, whose deliveries say where the alert went.
+                event_id        bigint REFERENCES events (id) ON DELETE SET NULL
+            )
+            """,
+            "CREATE INDEX alerts_live ON alerts (live_id, created_at DESC)",
+            "CREATE INDEX alerts_unacked ON alerts (created_at DESC) WHERE acked_at IS NULL",
+            // The channels of this deployment and the event types each receives, written from the
+            // configuration at start and on reload. A trigger queues the deliveries of an event in
+            // the transaction that writes it: no event is committed without its deliveries.
+            """
+            CREATE TABLE channels (
+                name        text PRIMARY KEY,
+                event_types text[] NOT NULL,
+                updated_at  timestamptz NOT NULL DEFAULT now()
+            )
+            """,
+            """
+            CREATE FUNCTION tttd_queue_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                kind text := NEW.type;
+            BEGIN
+                IF NEW.type = 'pipeline_state' AND NEW.payload->>'state' = 'failed' THEN
+                    kind := 'pipeline_failed';
+                END IF;
+                INSERT INTO deliveries (event_id, channel)
+                SELECT NEW.id, c.name FROM channels c WHERE kind = ANY (c.event_types)
+                ON CONFLICT DO NOTHING;
+                RETURN NULL;
+            END
+            $$
+            """,
+            """
+            CREATE TRIGGER events_queue_deliveries AFTER INSERT ON events
+                FOR EACH ROW EXECUTE FUNCTION tttd_queue_deliveries()
+            """,
+            "ALTER TABLE deliveries ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz",
+        ]),
     ]
 
     static var latestVersion: Int { all.last?.version ?? 0 }

@@ -6,20 +6,24 @@ extension Store {
     public struct Counts: Sendable, Equatable {
         public var accounts: Int
         public var livesActive: Int
+        /// Windows waiting for the analyzer (all nodes).
+        public var analysisBacklog: Int
 
-        public init(accounts: Int, livesActive: Int) {
+        public init(accounts: Int, livesActive: Int, analysisBacklog: Int = 0) {
             self.accounts = accounts
             self.livesActive = livesActive
+            self.analysisBacklog = analysisBacklog
         }
     }
 
     public func counts() async throws(StoreError) -> Counts {
         try await run("counts") { client in
             let rows = try await client.query("""
-                SELECT (SELECT count(*) FROM accounts)::int8, (SELECT count(*) FROM lives WHERE status = 'live')::int8
+                SELECT (SELECT count(*) FROM accounts)::int8, (SELECT count(*) FROM lives WHERE status = 'live')::int8,
+                       (SELECT count(*) FROM transcripts WHERE analysis_state = 'pending')::int8
                 """)
-            for try await (accounts, lives) in rows.decode((Int64, Int64).self) {
-                return Counts(accounts: Int(accounts), livesActive: Int(lives))
+            for try await (accounts, lives, pending) in rows.decode((Int64, Int64, Int64).self) {
+                return Counts(accounts: Int(accounts), livesActive: Int(lives), analysisBacklog: Int(pending))
             }
             return Counts(accounts: 0, livesActive: 0)
         }

@@ -242,17 +242,21 @@ extension Store {
 
     /// A window's transcript, its `transcript` event and the pipeline's counters, in one transaction.
     @discardableResult
+    /// With `analyse`, a window with words waits for the analyzer (`analysis_state` pending).
     public func recordTranscript(_ row: TranscriptRow, liveID: Int64, pipelineID: Int64,
-                                 progress: PipelineProgress) async throws(StoreError) -> Int64 {
+                                 progress: PipelineProgress, analyse: Bool) async throws(StoreError) -> Int64 {
+        let judgeable = !row.silent && !row.skipped && !row.filtered
+            && !row.text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        let analysisState = !analyse ? "off" : judgeable ? "pending" : "not_needed"
         let payload = Self.transcriptPayload(row, liveID: liveID)
         return try await transaction("transcripts.record") { [logger] connection in
             try await connection.query("""
                 INSERT INTO transcripts (live_id, pipeline_id, seq, start_s, end_s, text, language, model, silent, filtered,
-                                         unreliable, skipped, reason, asr_ms, latency_ms, segments)
+                                         unreliable, skipped, reason, asr_ms, latency_ms, segments, analysis_state)
                 VALUES (\(liveID), \(pipelineID), \(row.seq), \(row.startSeconds), \(row.endSeconds), \(row.text),
                         \(row.language)::text, \(row.model)::text, \(row.silent), \(row.filtered), \(row.unreliable),
                         \(row.skipped), \(row.reason)::text, \(row.asrMilliseconds)::int4, \(row.latencyMilliseconds)::int4,
-                        \(row.segmentsJSON)::jsonb)
+                        \(row.segmentsJSON)::jsonb, \(analysisState))
                 """, logger: logger)
             try await connection.query("""
                 UPDATE pipelines SET audio_s = \(progress.audioSeconds), gaps_s = \(progress.gapSeconds),
@@ -328,6 +332,21 @@ extension Store {
         let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
         return try await insertEvent(connection, type: "pipeline_state", liveID: liveID,
                                      payloadJSON: String(decoding: data, as: UTF8.self), logger: logger)
+    }
+
+    /// Inserts an event whose body a query of tttd's own builds (one row, one text column).
+    static func insertEvent(_ connection: PostgresConnection, type: String, liveID: Int64, payloadSQL: String,
+                            logger: Logger) async throws -> Int64 {
+        let rows = try await connection.query("""
+            WITH ev AS (
+                INSERT INTO events (type, live_id, username, payload)
+                SELECT \(type), l.id, l.username, (\(unescaped: payloadSQL))::jsonb FROM lives l WHERE l.id = \(liveID)
+                RETURNING id
+            )
+            SELECT id, pg_notify('tttd_events', id::text) FROM ev
+            """, logger: logger)
+        for try await (id, _) in rows.decode((Int64, String).self) { return id }
+        throw StoreError.failed("live \(liveID) vanished while writing its event")
     }
 
     /// Inserts an event about a live (its username copied from the live) and wakes followers.

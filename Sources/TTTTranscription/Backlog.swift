@@ -143,13 +143,15 @@ struct PCMRing: Sendable {
         }
     }
 
-    /// The samples between two timeline positions, when still held.
+    /// The samples held between two timeline positions (the part of that span still in memory);
+    /// nil when none of it is.
     func clip(from start: Int64, to stop: Int64) -> [Int16]? {
         let held = Int64(filled ? capacity : samples.count)
-        guard start < stop, start >= end - held, stop <= end else { return nil }
         let oldest = end - held
+        let (from, to) = (max(start, oldest), min(stop, end))
+        guard from < to else { return nil }
         let first = filled ? next : 0
-        return (start..<stop).map { position in
+        return (from..<to).map { position in
             samples[(first + Int(position - oldest)) % samples.count]
         }
     }

@@ -22,9 +22,13 @@ public final class Pipeline: Sendable {
         public var spillDirectory: URL?
         /// How much recent audio stays in memory for evidence clips.
         public var keepAudio: Duration
+        /// Windows with words are queued for the analyzer.
+        public var analyse: Bool
 
         public init(window: Duration, model: String, language: String?, stallTimeout: Duration = .seconds(10),
-                    memoryWindows: Int = 8, maxBacklog: Int = 480, spillDirectory: URL?, keepAudio: Duration = .seconds(120)) {
+                    memoryWindows: Int = 8, maxBacklog: Int = 480, spillDirectory: URL?, keepAudio: Duration = .seconds(120),
+                    analyse: Bool = false) {
+            self.analyse = analyse
             self.window = window
             self.model = model
             self.language = language
@@ -176,12 +180,9 @@ public final class Pipeline: Sendable {
 
     private func captureLoop() async {
         var timeline = Timeline(settings: settings, start: claim.timelineEnd, seq: claim.nextSeq)
-        if let previous = claim.previousActivity {
-            let missed = Date().timeIntervalSince(previous)
-            if missed > 0.5 {
-                await push(timeline.gap(seconds: missed, reason: "capture gap: no pipeline ran for this live (tttd restarted, or the live was handed over)"))
-            }
-        }
+        // A resumed live: the time since its previous pipeline last recorded a window is lost, up
+        // to this pipeline's first audio (failed starts and their backoff included).
+        var resumedAfter = claim.previousActivity
         var url = claim.streamURL
         var backoff = Duration.seconds(1)
         var lastAudioAt: ContinuousClock.Instant?
@@ -199,7 +200,13 @@ public final class Pipeline: Sendable {
             let outcome = await capture.run(url: streamURL) { buffer in
                 if firstAudio {
                     firstAudio = false
-                    if let lastAudioAt {
+                    if let previous = resumedAfter {
+                        resumedAfter = nil
+                        let missed = Date().timeIntervalSince(previous)
+                        if missed > 0 {
+                            await push(timeline.gap(seconds: missed, reason: "capture gap: no pipeline ran for this live (tttd restarted, or the live was handed over)"))
+                        }
+                    } else if let lastAudioAt {
                         let missed = (ContinuousClock.now - lastAudioAt).asSeconds
                         await push(timeline.gap(seconds: missed, reason: "capture gap: the stream was reconnecting"))
                     }
@@ -270,7 +277,8 @@ public final class Pipeline: Sendable {
             }
             let recorded = row
             await persist("transcript \(row.seq)") { [recorder, claim, id] () async throws(StoreError) in
-                try await recorder.recordTranscript(recorded, liveID: claim.liveID, pipelineID: id, progress: progress)
+                try await recorder.recordTranscript(recorded, liveID: claim.liveID, pipelineID: id, progress: progress,
+                                                    analyse: settings.analyse)
             }
         }
     }

@@ -16,8 +16,11 @@ public final class PipelineSupervisor: Sendable {
         public var window: Duration
         public var model: String
         public var language: String?
+        /// Whether analysis runs: windows with words are then queued for it.
+        public var analyse: Bool
 
-        public init(enabled: Bool, maxPipelines: Int, window: Duration, model: String, language: String?) {
+        public init(enabled: Bool, maxPipelines: Int, window: Duration, model: String, language: String?, analyse: Bool) {
+            self.analyse = analyse
             self.enabled = enabled
             self.maxPipelines = maxPipelines
             self.window = window
@@ -170,7 +173,7 @@ public final class PipelineSupervisor: Sendable {
     private func makePipeline(id: Int64, claim: Store.PipelineClaim, settings: Settings, capture: FFmpegCapture) -> Pipeline {
         Pipeline(id: id, claim: claim, node: node,
                  settings: .init(window: settings.window, model: settings.model, language: settings.language,
-                                 spillDirectory: dependencies.spillDirectory),
+                                 spillDirectory: dependencies.spillDirectory, analyse: settings.analyse),
                  recorder: dependencies.store, transcriber: dependencies.transcriber,
                  capture: capture, locator: dependencies.locator, logger: logger)
     }

@@ -8,7 +8,7 @@ public protocol PipelineRecorder: Sendable {
     func setPipelineState(_ pipelineID: Int64, liveID: Int64, node: String, state: String, reason: String?) async throws(StoreError)
     @discardableResult
     func recordTranscript(_ row: Store.TranscriptRow, liveID: Int64, pipelineID: Int64,
-                          progress: Store.PipelineProgress) async throws(StoreError) -> Int64
+                          progress: Store.PipelineProgress, analyse: Bool) async throws(StoreError) -> Int64
 }
 
 extension Store: PipelineRecorder {}

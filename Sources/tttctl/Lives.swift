@@ -127,6 +127,15 @@ enum EventLine {
             return "\(at)  \(who)  ended\(reason)  (\(live))"
         case "transcript":
             return "\(at)  \(who)  \(transcript(event))  (\(live))"
+        case "analysis", "analysis_failed":
+            if type == "analysis_failed" {
+                return "\(at)  \(who)  analysis of #\(text(event["seq"]) ?? "?") FAILED: \(event["error"]?.stringValue ?? "")  (\(live))"
+            }
+            let risk = event["risk_score"]?.doubleValue.map { String(format: "%.2f", $0) } ?? "?"
+            let hate = event["hate_type"]?.stringValue.map { " \($0)" } ?? ""
+            return "\(at)  \(who)  #\(text(event["seq"]) ?? "?") \(event["category"]?.stringValue ?? "?")\(hate) risk \(risk)  (\(live))"
+        case "alert":
+            return "\(at)  ALERT " + AlertText.render(event)
         case "pipeline_state":
             let reason = event["reason"]?.stringValue.map { ": \($0)" } ?? ""
             return "\(at)  \(who)  pipeline \(event["state"]?.stringValue ?? "?")\(reason)  (\(live))"

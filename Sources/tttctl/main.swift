@@ -12,7 +12,8 @@ struct TTTCTL: ParsableCommand {
             2 usage error, 3 tttd cannot be reached.
             """,
         version: TTTVersion.client,
-        subcommands: [Status.self, Accounts.self, Lives.self, Live.self, Follow.self, Pipelines.self, PipelineCommand.self])
+        subcommands: [Status.self, Accounts.self, Lives.self, Live.self, Follow.self, Pipelines.self, PipelineCommand.self,
+                      Alerts.self, Evidence.self])
 }
 
 enum TTTVersion { static let client = "0.1.0" }
@@ -55,6 +56,7 @@ struct Status: ParsableCommand {
             ("lives", "\(status.livesActive) active"),
             ("pipelines", "\(status.pipelinesActive) active"),
             ("database", status.database),
+            ("analysis", (status.analysis ?? "-") + (status.analysisBacklog.map { $0 > 0 ? ", \($0) windows waiting" : "" } ?? "")),
             ("your role", status.role.rawValue),
         ])
         if let detection = status.detection {

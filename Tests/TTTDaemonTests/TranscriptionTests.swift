@@ -448,15 +448,7 @@ struct TranscriptionTests {
         }
     }
 
-    /// Disabled: it fails on the lead's code (see the trait's reason), which would fail `make test`.
-    @Test("after a kill -9, tttd restarted resumes the live's timeline and records the time nobody captured as a gap",
-          .disabled("""
-              Pipeline bug: when a pipeline resumes a live (tttd restarted, or the live handed over), \
-              Pipeline.captureLoop records the gap from claim.previousActivity to the new pipeline's \
-              start, before any capture (and not at all when under 0.5 s); the time until its first \
-              audio (ffmpeg failing and backing off: lastAudioAt is nil for the first capture) is never \
-              recorded, so the timeline silently loses it.
-              """))
+    @Test("after a kill -9, tttd restarted resumes the live's timeline and records the time nobody captured as a gap")
     func restartResumesTimeline() async throws {
         let asr = try await ASRServer.shared.url()
         let silence = try await TestAudio.silence()

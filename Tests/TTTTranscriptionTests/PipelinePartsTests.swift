@@ -114,6 +114,8 @@ struct PipelinePartsTests {
         #expect(ring.clip(from: 0, to: 100) == nil, "audio older than the ring's span is gone")
         let clip = ring.clip(from: 29_000, to: 29_010)
         #expect(clip == (29_000..<29_010).map { Int16(truncatingIfNeeded: $0) })
-        #expect(ring.clip(from: 29_990, to: 30_001) == nil, "no audio after the newest sample")
+        #expect(ring.clip(from: 29_990, to: 30_500)?.count == 10, "a span reaching past the newest sample is cut there")
+        #expect(ring.clip(from: 30_000, to: 30_500) == nil)
+        #expect(ring.clip(from: 13_000, to: 14_010)?.first == Int16(truncatingIfNeeded: 14_000), "and before the oldest one")
     }
 }

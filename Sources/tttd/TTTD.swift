@@ -3,6 +3,8 @@ import Foundation
 import Logging
 import ServiceLifecycle
 import TTTConfig
+import TTTAlerts
+import TTTAnalysis
 import TTTDaemon
 import TTTStore
 import TTTSystemd
@@ -14,7 +16,7 @@ struct TTTD: AsyncParsableCommand {
         abstract: "Watches TikTok accounts, transcribes and judges their lives, and alerts moderators.",
         discussion: "Runs in the foreground (systemd Type=notify). tttctl talks to it over its control socket.",
         version: TTTVersion.current,
-        subcommands: [Run.self, CheckConfig.self],
+        subcommands: [Run.self, CheckConfig.self, Evaluate.self],
         defaultSubcommand: Run.self)
 }
 
@@ -56,14 +58,19 @@ struct Run: AsyncParsableCommand {
             endpoint: .init(address: address, user: url.user,
                             password: configuration.secrets.databasePassword ?? url.password, database: url.database),
             logger: Logger(label: "tttd.store"))
+        // libcurl's global set-up is not thread-safe: before any other thread uses it.
+        _ = Curl.initialize()
         let notifier = SystemdNotifier()
         let detection = DetectionWiring.make(configuration: configuration, store: store,
                                              logger: Logger(label: "tttd.detection"))
         let transcription = TranscriptionWiring.make(configuration: configuration, store: store,
                                                      tiktok: detection.clients[0], logger: logger)
+        let moderation = AnalysisWiring.make(configuration: configuration, store: store,
+                                             evidence: transcription.supervisor,
+                                             node: DetectionWiring.nodeID(socket: configuration.control.socket), logger: logger)
         let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
                                    detection: detection.service, pipelines: transcription.supervisor,
-                                   notifier: notifier, logLevel: level, logger: logger)
+                                   moderation: moderation, notifier: notifier, logLevel: level, logger: logger)
         // Shut down in reverse order: the daemon's parts first, the database pool last.
         let group = ServiceGroup(configuration: .init(
             services: [.init(service: store.client), .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
@@ -74,6 +81,7 @@ struct Run: AsyncParsableCommand {
             try await group.run()
             for client in detection.clients { await client.shutdown() }
             await transcription.transcriber.shutdown()
+            await moderation.shutdown()
         } catch {
             logger.critical("tttd failed: \(error)")
             notifier.status("failed: \(error)")
@@ -90,6 +98,31 @@ struct CheckConfig: AsyncParsableCommand {
 
     func run() async throws {
         let configuration = await loadConfiguration(options.config)
+        // What the daemon reads besides the file: the prompt template, the alert channels' settings.
+        var problems = [String]()
+        var notes = [String]()
+        if let off = AnalysisWiring.unavailableReason(configuration) {
+            notes.append("analysis is off: \(off)")
+        } else {
+            do { _ = try PromptTemplate.load(path: configuration.analysis.prompt) } catch {
+                problems.append("\(options.config): analysis.prompt: \(error)")
+            }
+        }
+        if let email = configuration.alerts.email {
+            do { try EmailNotifier.validate(smtpURL: email.smtpURL) } catch {
+                problems.append("\(options.config): alerts.email.smtp_url: \(error)")
+            }
+        }
+        for webhook in configuration.alerts.webhooks {
+            if let secret = webhook.secret, (try? WebhookSigner(secret: secret)) == nil {
+                problems.append("\(options.config): alerts.webhooks.\(webhook.name): its secret is not whsec_ followed by base64")
+            }
+        }
+        if !problems.isEmpty {
+            for problem in problems { writeError(problem) }
+            throw ExitCode(1)
+        }
         print("\(options.config): OK (database \(configuration.database.url), secrets: \(configuration.secrets))")
+        for note in notes { print("note: \(note)") }
     }
 }
