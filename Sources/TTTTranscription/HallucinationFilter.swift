@@ -63,6 +63,16 @@ public enum HallucinationFilter {
             .flatMap(splitSentences)
             .map { (text: $0, key: normalise(stripAnnotations($0))) }
             .filter { !$0.key.isEmpty }
+        // A decode stuck in a loop inside one sentence ("à mon site, à mon site, à mon site, …"):
+        // keep the words once, drop the repetitions.
+        var loop = 0
+        sentences = sentences.map { sentence in
+            let (collapsed, repeats) = collapseLoops(sentence.text)
+            guard repeats > 0 else { return sentence }
+            loop = max(loop, repeats)
+            return (collapsed, normalise(stripAnnotations(collapsed)))
+        }
+        if loop > 0 { reasons.append("looping decode (\(loop)×)") }
         let counts = Dictionary(sentences.map { ($0.key, 1) }, uniquingKeysWith: +)
         if let most = counts.values.max(), most >= 3 {
             reasons.append("repeated sentence (\(most)×)")
@@ -100,6 +110,36 @@ public enum HallucinationFilter {
         }
         return TranscriptVerdict(text: text, language: language, filtered: filtered, unreliable: unreliable,
                                  reasons: reasons, keptText: keptText)
+    }
+
+    /// Collapses a phrase of 1–8 words said 4 times or more in a row to one occurrence; returns the
+    /// text and the most repetitions found (0 when none).
+    static func collapseLoops(_ text: String) -> (String, Int) {
+        let words = text.split(whereSeparator: \.isWhitespace).map(String.init)
+        let keys = words.map { normalise($0) }
+        var kept: [String] = []
+        var most = 0
+        var index = 0
+        while index < words.count {
+            var best = (length: 0, repeats: 1)
+            for length in 1...8 where index + 4 * length <= words.count {
+                var repeats = 1
+                while index + (repeats + 1) * length <= words.count,
+                      keys[(index + repeats * length)..<(index + (repeats + 1) * length)] == keys[index..<(index + length)] {
+                    repeats += 1
+                }
+                if repeats >= 4 && repeats * length > best.length * best.repeats { best = (length, repeats) }
+            }
+            if best.length > 0 {
+                kept += words[index..<(index + best.length)]
+                most = max(most, best.repeats)
+                index += best.length * best.repeats
+            } else {
+                kept.append(words[index])
+                index += 1
+            }
+        }
+        return (kept.joined(separator: " "), most)
     }
 
     /// Not speech by Whisper's own measure.

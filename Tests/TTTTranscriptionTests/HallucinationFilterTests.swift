@@ -143,3 +143,31 @@ private func judge(_ result: TranscriptionResult, configured: String? = "fr", pr
         #expect(WhisperLanguage.code(for: "klingon") == "klingon")
     }
 }
+
+@Suite("hallucination filter: loops inside a sentence")
+struct LoopingDecodeTests {
+    @Test("a phrase repeated four times or more in a row is kept once, and flagged")
+    func loopCollapsed() {
+        let result = TranscriptionResult(
+            text: "Le festival, la musique, à mon site, à mon site, à mon site, à mon site, à mon site, à mon site.",
+            language: "fr", segments: [])
+        let verdict = HallucinationFilter.judge(result, configuredLanguage: "fr", previousText: nil)
+        #expect(verdict.keptText == "Le festival, la musique, à mon site,")
+        #expect(!verdict.filtered)
+        #expect(verdict.reasons.contains("looping decode (6×)"))
+    }
+
+    @Test("words said three times, as people do, are left alone")
+    func threeTimesIsSpeech() {
+        let (text, repeats) = HallucinationFilter.collapseLoops("non non non je refuse")
+        #expect(text == "non non non je refuse")
+        #expect(repeats == 0)
+    }
+
+    @Test("a window that is nothing but a loop keeps one occurrence")
+    func onlyALoop() {
+        let (text, repeats) = HallucinationFilter.collapseLoops("T'amont, tu, la, ou tu, la, ou tu, la, ou tu, la, ou tu, la, ou tu,")
+        #expect(repeats >= 4)
+        #expect(text.split(separator: " ").count < 8)
+    }
+}
