@@ -112,9 +112,9 @@ bench:
 	[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet"
 
 install:
-	@echo "==> swift build -c release"
-	swift build -c release
-	bin=$$(swift build -c release --show-bin-path)
+	@echo "==> scripts/release-build (swift build -c release, the Swift runtime linked statically)"
+	scripts/release-build
+	bin=$$(scripts/release-build --show-bin-path)
 	root="$(DESTDIR)"
 	install -d "$$root$(PREFIX)/bin"
 	install -m 0755 "$$bin/tttd" "$$bin/tttctl" "$$root$(PREFIX)/bin/"
