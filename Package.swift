@@ -30,10 +30,9 @@ let package = Package(
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CShims", path: "Sources/CShims"),
-        // C: libcurl, for SMTP (curl_easy_setopt is variadic: the Swift side goes through TTTAlerts' C shim).
-        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
-                       providers: [.apt(["libcurl4-openssl-dev"])]),
-        .target(name: "CCurlShim", dependencies: ["CCurl"], path: "Sources/CCurlShim"),
+        // C: SMTP through libcurl (curl_easy_setopt is variadic, so Swift calls a C function). libcurl
+        // is loaded at run time when an e-mail channel is configured; its headers come from libcurl4-openssl-dev.
+        .target(name: "CCurlShim", path: "Sources/CCurlShim"),
 
         // Domain: value types and rules shared by everything (usernames, roles, accounts).
         .target(name: "TTTDomain", swiftSettings: strict),

@@ -103,9 +103,11 @@ public struct SMTPSettings: Sendable, Equatable {
 public enum Curl {
     private static let initialised: Bool = ttt_curl_global_init() == 0
 
-    /// Calls curl_global_init once; false when it failed.
+    /// Loads libcurl and calls curl_global_init, once; false when it failed (`loadError` says why).
     @discardableResult
     public static func initialize() -> Bool { initialised }
+
+    public static var loadError: String { String(cString: ttt_curl_load_error()) }
 
     public static var version: String { String(cString: ttt_curl_version()) }
 }

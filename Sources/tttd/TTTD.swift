@@ -58,8 +58,12 @@ struct Run: AsyncParsableCommand {
             endpoint: .init(address: address, user: url.user,
                             password: configuration.secrets.databasePassword ?? url.password, database: url.database),
             logger: Logger(label: "tttd.store"))
-        // libcurl's global set-up is not thread-safe: before any other thread uses it.
-        _ = Curl.initialize()
+        // libcurl (e-mail only) is loaded now, before other threads use it: its global set-up is not
+        // thread-safe, and a missing library is better told at start than at the first alert.
+        if configuration.alerts.email != nil && !Curl.initialize() {
+            logger.critical("alerts.email is set but \(Curl.loadError)")
+            Foundation.exit(1)
+        }
         let notifier = SystemdNotifier()
         let detection = DetectionWiring.make(configuration: configuration, store: store,
                                              logger: Logger(label: "tttd.detection"))

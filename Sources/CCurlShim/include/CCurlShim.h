@@ -6,6 +6,9 @@
 /// Initialises libcurl once for the process (curl_global_init is not thread-safe: call it at start).
 int ttt_curl_global_init(void);
 
+/// Why libcurl could not be loaded or initialised ("" when it was).
+const char *ttt_curl_load_error(void);
+
 /// How an SMTP session must protect itself (values of libcurl's CURLOPT_USE_SSL).
 enum {
     TTT_SMTP_TLS_NONE = 0,      /* CURLUSESSL_NONE: plaintext, never STARTTLS */
