@@ -27,6 +27,7 @@ public struct DaemonService: Service, CustomStringConvertible {
     let detection: DetectionService?
     let pipelines: PipelineSupervisor?
     let moderation: AnalysisWiring.Parts?
+    let retention: RetentionService
 
     /// The part of the configuration that SIGHUP may change, shared with the running parts.
     final class Settings: Sendable {
@@ -40,6 +41,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                 logLevel: SharedLogLevel, logger: Logger) {
         self.detection = detection
         self.moderation = moderation
+        self.retention = RetentionService(store: store, retention: configuration.retention, logger: logger)
         self.pipelines = pipelines
         self.configPath = configPath
         self.settings = Settings(configuration)
@@ -83,6 +85,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                 }
                 group.addTask { await reloadOnHangup(hangups, roles: roles, status: status) }
                 group.addTask { await feed.run() }
+                group.addTask { await retention.run() }
                 if let detection { group.addTask { try await detection.run() } }
                 if let pipelines { group.addTask { await pipelines.run() } }
                 if let moderation {
@@ -201,6 +204,7 @@ public struct DaemonService: Service, CustomStringConvertible {
         await detection?.update(DetectionService.Settings(applied))
         pipelines?.update(PipelineSupervisor.Settings(applied))
         moderation?.analysis?.update(AnalysisService.Settings(applied))
+        retention.update(applied.retention)
         logLevel.set(Logger.Level(rawValue: applied.log.level) ?? .info)
         if changes.reloadable.isEmpty && changes.needRestart.isEmpty {
             logger.notice("configuration reloaded: nothing changed")

@@ -25,7 +25,7 @@ public enum TranscriptionWiring {
     public static func make(configuration: TTTConfiguration, store: Store, tiktok: any TikTokClient, logger: Logger) -> Parts {
         let transcription = configuration.transcription
         let key = configuration.secrets.transcriptionAPIKey
-        if key == nil, let host = URL(string: transcription.baseURL)?.host, !isLocal(host) {
+        if transcription.enabled, key == nil, let host = URL(string: transcription.baseURL)?.host, !isLocal(host) {
             logger.error("transcription.base_url is \(host) but no transcription_api_key secret is set: its requests will be refused")
         }
         let transcriber = OpenAITranscriber(baseURL: transcription.baseURL, apiKey: key, logger: Logger(label: "tttd.asr"))
