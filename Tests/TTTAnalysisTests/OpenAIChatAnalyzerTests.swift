@@ -109,7 +109,7 @@ private func withServer(_ answer: @escaping @Sendable (Received, Int) -> Reply,
 
 private let prompt = try! PromptTemplate.load(path: moderationPrompt)
 
-private func withAnalyzer(_ baseURL: String, apiKey: String? = key, timeout: Duration = .seconds(5),
+private func withAnalyzer(_ baseURL: String, apiKey: String? = key, timeout: Duration = .seconds(60),
                           _ body: (OpenAIChatAnalyzer) async throws -> Void) async throws {
     let analyzer = OpenAIChatAnalyzer(baseURL: baseURL, apiKey: apiKey, model: model, temperature: 0, prompt: prompt,
                                       timeout: timeout, logger: quietLogger)

@@ -96,7 +96,7 @@ private func withServer(_ reply: Reply, _ test: (_ baseURL: String, _ inbox: Inb
     }
 }
 
-private func withTranscriber(_ baseURL: String, apiKey: String? = key, timeout: Duration = .seconds(5),
+private func withTranscriber(_ baseURL: String, apiKey: String? = key, timeout: Duration = .seconds(60),
                              _ body: (OpenAITranscriber) async throws -> Void) async throws {
     let transcriber = OpenAITranscriber(baseURL: baseURL, apiKey: apiKey, timeout: timeout, logger: quietLogger)
     do {
