@@ -2,6 +2,7 @@
 #include "CShims.h"
 
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,4 +58,8 @@ int ttt_user_name(uint32_t uid, char *out, size_t capacity) {
     }
     free(buffer);
     return rc;
+}
+
+int ttt_malloc_trim(void) {
+    return malloc_trim(0);
 }

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Logging
 import NIOCore
@@ -86,6 +87,7 @@ public struct DaemonService: Service, CustomStringConvertible {
                 group.addTask { await reloadOnHangup(hangups, roles: roles, status: status) }
                 group.addTask { await feed.run() }
                 group.addTask { await retention.run() }
+                group.addTask { await returnFreedMemory() }
                 if let detection { group.addTask { try await detection.run() } }
                 if let pipelines { group.addTask { await pipelines.run() } }
                 if let moderation {
@@ -149,6 +151,15 @@ public struct DaemonService: Service, CustomStringConvertible {
         while !Task.isShuttingDownGracefully {
             do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) } } catch { return }
             await status.refresh()
+        }
+    }
+
+    /// glibc keeps the memory a burst of work (a big `accounts list`, a backlog drained) freed,
+    /// so RSS would stay at its peak for months; give it back every half minute.
+    private func returnFreedMemory() async {
+        while !Task.isShuttingDownGracefully {
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) } } catch { return }
+            ttt_malloc_trim()
         }
     }
 

@@ -45,4 +45,8 @@ int ttt_pipe_cloexec(int fds[2]);
 /// 128 + the signal that ended it; -errno on failure.
 int ttt_reap(pid_t pid, int *status);
 
+/// malloc_trim(0): gives the pages malloc holds free back to the kernel (glibc keeps them after a
+/// burst of work, so an idle daemon would otherwise stay at its peak). Returns 1 if memory was released.
+int ttt_malloc_trim(void);
+
 #endif
