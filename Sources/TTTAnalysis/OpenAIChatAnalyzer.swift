@@ -22,6 +22,7 @@ public final class OpenAIChatAnalyzer: Analyzer {
     private let timeout: Duration
     private let maxAttempts: Int
     private let logger: Logger
+    private let pacer: RequestPacer?
     /// Model → the strongest response format the server accepted for it.
     private let modes = Mutex<[String: StructuredMode]>([:])
     /// A verdict is a few hundred bytes; this caps a misbehaving server.
@@ -33,7 +34,8 @@ public final class OpenAIChatAnalyzer: Analyzer {
     /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`; `timeout`
     /// bounds each request.
     public init(baseURL: String, apiKey: String?, model: String, temperature: Double, prompt: PromptTemplate,
-                timeout: Duration = .seconds(60), maxAttempts: Int = 3, logger: Logger) {
+                timeout: Duration = .seconds(60), maxAttempts: Int = 3, pacer: RequestPacer? = nil, logger: Logger) {
+        self.pacer = pacer
         let milliseconds = max(1, Int64(timeout.asSeconds * 1000))
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(min(10_000, milliseconds)), read: .milliseconds(milliseconds))
@@ -133,6 +135,7 @@ public final class OpenAIChatAnalyzer: Analyzer {
     private func send(_ request: HTTPClientRequest, mode: StructuredMode) async throws(AnalysisError) -> Reply {
         let status: Int, headers: HTTPHeaders, body: [UInt8]
         do {
+            try await pacer?.wait()
             let response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(timeout.asSeconds * 1000)),
                                                   logger: logger)
             let bytes = try await response.body.collect(upTo: maxBodyBytes)

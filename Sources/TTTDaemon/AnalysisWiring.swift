@@ -57,12 +57,13 @@ public enum AnalysisWiring {
         if unavailable == nil {
             do {
                 let prompt = try PromptTemplate.load(path: configuration.analysis.prompt)
+                let pacer = RequestPacer(perMinute: configuration.analysis.requestsPerMinute)
                 let chat = OpenAIChatAnalyzer(
                     baseURL: configuration.analysis.baseURL, apiKey: configuration.secrets.analysisAPIKey,
                     model: configuration.analysis.model, temperature: configuration.analysis.temperature, prompt: prompt,
-                    logger: Logger(label: "tttd.analysis"))
+                    pacer: pacer, logger: Logger(label: "tttd.analysis"))
                 analyzer = chat
-                service = AnalysisService(node: node, store: store, analyzer: chat, model: configuration.analysis.model,
+                service = AnalysisService(node: node, store: store, analyzer: chat, pacer: pacer, model: configuration.analysis.model,
                                           promptSHA256: prompt.sha256, evidence: evidence, settings: .init(configuration),
                                           logger: Logger(label: "tttd.analysis"))
             } catch {

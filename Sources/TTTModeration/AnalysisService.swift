@@ -47,6 +47,8 @@ public final class AnalysisService: Sendable {
     let node: String
     let store: Store
     let analyzer: any Analyzer
+    /// The analyzer's own requests go through it (retries included); the service only updates its budget.
+    let pacer: RequestPacer
     let model: String
     let promptSHA256: String
     let evidence: any EvidenceSource
@@ -54,8 +56,9 @@ public final class AnalysisService: Sendable {
     private let settings: Mutex<Settings>
     private let health = Mutex(Health(state: "ok", detail: nil, judged: 0, failed: 0, cached: 0))
 
-    public init(node: String, store: Store, analyzer: any Analyzer, model: String, promptSHA256: String,
+    public init(node: String, store: Store, analyzer: any Analyzer, pacer: RequestPacer, model: String, promptSHA256: String,
                 evidence: any EvidenceSource, settings: Settings, logger: Logger) {
+        self.pacer = pacer
         self.node = node
         self.store = store
         self.analyzer = analyzer
@@ -66,11 +69,22 @@ public final class AnalysisService: Sendable {
         self.logger = logger
     }
 
-    public func update(_ new: Settings) { settings.withLock { $0 = new } }
+    public func update(_ new: Settings) {
+        settings.withLock { $0 = new }
+        pacer.update(perMinute: new.requestsPerMinute)
+    }
     public var currentHealth: Health { health.withLock { $0 } }
 
     public func run() async {
-        var nextRequest = ContinuousClock.now
+        // Windows this node held when it died wait for no lease to run out.
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await store.releaseAnalysisLeases(node: node)
+                break
+            } catch {
+                if await pause(.seconds(2)) { return }
+            }
+        }
         var retryDelay = Duration.seconds(2)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let job: Store.AnalysisJob?
@@ -96,13 +110,6 @@ public final class AnalysisService: Sendable {
                 health.withLock { $0.cached += 1 }
                 continue
             }
-            // The budget: requests spaced evenly, never in bursts.
-            let spacing = Duration.seconds(60 / max(settings.requestsPerMinute, 0.01))
-            if nextRequest > .now, await pause(nextRequest - .now) {
-                try? await store.releaseAnalysis(transcriptID: job.transcriptID, node: node)
-                return
-            }
-            nextRequest = .now + spacing
             do {
                 let outcome = try await analyzer.analyze(AnalysisRequest(transcript: job.text, context: Self.context(for: job)))
                 retryDelay = .seconds(2)

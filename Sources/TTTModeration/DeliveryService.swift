@@ -29,6 +29,14 @@ public final class DeliveryService: Sendable {
     public func run() async {
         guard !notifiers.isEmpty else { return }
         let channels = Array(notifiers.keys)
+        while !Task.isShuttingDownGracefully {
+            do {
+                try await store.releaseDeliveryLeases(node: node)
+                break
+            } catch {
+                if await pause(.seconds(2)) { return }
+            }
+        }
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let due: [Store.PendingDelivery]
             do {

@@ -124,6 +124,16 @@ extension Store {
         }
     }
 
+    /// Frees the windows a previous run of this node held (it died judging them).
+    public func releaseAnalysisLeases(node: String) async throws(StoreError) {
+        try await run("analysis.release_node") { client in
+            try await client.query("""
+                UPDATE transcripts SET analysis_owner = NULL, analysis_lease_expires_at = NULL
+                WHERE analysis_owner = \(node) AND analysis_state = 'pending'
+                """)
+        }
+    }
+
     /// Gives a window back to the queue (the analyzer is unreachable; it is tried again later).
     public func releaseAnalysis(transcriptID: Int64, node: String) async throws(StoreError) {
         try await run("analysis.release") { client in

@@ -40,6 +40,17 @@ extension Store {
         }
     }
 
+    /// Frees the deliveries a previous run of this node held (it died sending them): they go out
+    /// now, not when the lease runs out.
+    public func releaseDeliveryLeases(node: String) async throws(StoreError) {
+        try await run("deliveries.release_node") { client in
+            try await client.query("""
+                UPDATE deliveries SET lease_owner = NULL, lease_expires_at = NULL
+                WHERE lease_owner = \(node) AND state = 'pending'
+                """)
+        }
+    }
+
     /// Deliveries due on these channels, leased to this node while it sends them.
     public func claimDeliveries(node: String, channels: [String], limit: Int, lease: Duration) async throws(StoreError) -> [PendingDelivery] {
         guard !channels.isEmpty else { return [] }

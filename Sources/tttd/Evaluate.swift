@@ -34,18 +34,15 @@ struct Evaluate: AsyncParsableCommand {
             writeError("\(error)")
             throw ExitCode(1)
         }
+        // Every request within the budget, the analyzer's own retries included.
         let analyzer = OpenAIChatAnalyzer(
             baseURL: configuration.analysis.baseURL, apiKey: configuration.secrets.analysisAPIKey,
             model: configuration.analysis.model, temperature: configuration.analysis.temperature, prompt: prompt,
-            logger: Logger(label: "tttd.evaluate"))
-        let spacing = Duration.seconds(60 / max(configuration.analysis.requestsPerMinute, 0.01))
+            pacer: RequestPacer(perMinute: configuration.analysis.requestsPerMinute), logger: Logger(label: "tttd.evaluate"))
         var tally = Tally()
-        var next = ContinuousClock.now
         for (index, row) in rows.enumerated() {
             var attempt = 0
             while true {
-                if next > .now { try await Task.sleep(for: next - .now) }
-                next = .now + spacing
                 attempt += 1
                 do {
                     let outcome = try await analyzer.analyze(AnalysisRequest(transcript: row.text, context: nil))
@@ -54,7 +51,7 @@ struct Evaluate: AsyncParsableCommand {
                 } catch {
                     if case .retriable(let reason, let retryAfter) = error, attempt < 5 {
                         writeError("row \(row.line): \(reason); retrying")
-                        if let retryAfter { next = max(next, .now + retryAfter) }
+                        try await Task.sleep(for: retryAfter ?? .seconds(2))
                         continue
                     }
                     writeError("row \(row.line): analysis failed: \(error)")

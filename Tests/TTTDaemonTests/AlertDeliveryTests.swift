@@ -262,12 +262,7 @@ struct AlertDeliveryTests {
         #expect(try await restarted.stop() == 0)
     }
 
-    @Test("tttd killed while a delivery is in flight: restarted as the same node, it sends it again soon with the same webhook-id",
-          .disabled("""
-              bug: a restarted node does not free the delivery leases it held when it was killed (Store.registerNode, \
-              Store+Detection.swift, frees the accounts' and lives' leases only): the alert waits out the 120 s lease \
-              of DeliveryService's claimDeliveries before it is sent again
-              """))
+    @Test("tttd killed while a delivery is in flight: restarted as the same node, it sends it again soon with the same webhook-id")
     func killedDuringDelivery() async throws {
         let receiver = try await WebhookReceiver.start()
         try await receiver.configure(["hang_first": 1])

@@ -247,12 +247,7 @@ struct AnalysisTests {
         #expect(try await rig.daemon.stop() == 0)
     }
 
-    @Test("tttd killed while a window is with the model: restarted as the same node on the same database, the window is judged soon",
-          .disabled("""
-              bug: a restarted node does not free the analysis lease it held when it was killed (Store.registerNode, \
-              Store+Detection.swift, frees the accounts' and lives' leases only): the window waits out the 300 s lease \
-              of AnalysisService.run's claimAnalysis before anyone judges it
-              """))
+    @Test("tttd killed while a window is with the model: restarted as the same node on the same database, the window is judged soon")
     func killedDuringAnalysis() async throws {
         let rig = try await ModerationRig()
         try await rig.chat.script([["kind": "hang_reset", "seconds": 600]])
@@ -281,12 +276,7 @@ struct AnalysisTests {
         #expect(try await restarted.stop() == 0)
     }
 
-    @Test("the request budget spaces every request, the retries of an invalid reply included",
-          .disabled("""
-              bug: analysis.requests_per_minute spaces windows, not requests: OpenAIChatAnalyzer.analyze sends the \
-              retries of an invalid reply (up to 3) and the response_format fallbacks back to back, inside one budget slot \
-              (AnalysisService.run paces only the call to analyze), so a budget of 30/min can see bursts of 3
-              """))
+    @Test("the request budget spaces every request, the retries of an invalid reply included")
     func budgetCoversRetries() async throws {
         let rig = try await ModerationRig(requestsPerMinute: 60)
         try await rig.chat.script([["kind": "content", "content": "Je ne sais pas.", "times": 2]])
