@@ -28,7 +28,8 @@ public enum TranscriptionWiring {
         if transcription.enabled, key == nil, let host = URL(string: transcription.baseURL)?.host, !isLocal(host) {
             logger.error("transcription.base_url is \(host) but no transcription_api_key secret is set: its requests will be refused")
         }
-        let transcriber = OpenAITranscriber(baseURL: transcription.baseURL, apiKey: key, logger: Logger(label: "tttd.asr"))
+        let transcriber = OpenAITranscriber(baseURL: transcription.baseURL, apiKey: key,
+                                            maxConnections: transcription.maxPipelines, logger: Logger(label: "tttd.asr"))
         let ffmpeg = ProcessSpawner.locate(ProcessInfo.processInfo.environment["TTTD_FFMPEG"] ?? "ffmpeg")
         if transcription.enabled && ffmpeg == nil {
             logger.error("ffmpeg was not found in PATH: lives will not be transcribed (apt-get install ffmpeg)")

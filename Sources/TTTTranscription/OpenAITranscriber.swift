@@ -22,12 +22,15 @@ public final class OpenAITranscriber: Transcriber {
     static let configurationRetry = Duration.seconds(300)
 
     /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`.
-    public init(baseURL: String, apiKey: String?, timeout: Duration = .seconds(60), logger: Logger) {
+    /// `maxConnections`: HTTP/1.1 connections to the ASR at most (one request in flight per live, so
+    /// as many as pipelines; AsyncHTTPClient's default of 8 would queue the rest behind them).
+    public init(baseURL: String, apiKey: String?, timeout: Duration = .seconds(60), maxConnections: Int = 8, logger: Logger) {
         let milliseconds = max(1, Int64(timeout.asSeconds * 1000))
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(min(10_000, milliseconds)), read: .milliseconds(milliseconds))
         // A redirected POST would lose its body; a redirect means the base URL needs fixing.
         configuration.redirectConfiguration = .disallow
+        configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = max(8, maxConnections)
         http = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
         var base = baseURL.trimmingCharacters(in: .whitespaces)
         while base.hasSuffix("/") { base.removeLast() }

@@ -431,7 +431,8 @@ struct Timeline {
     private mutating func pending(_ window: AudioWindow) -> PendingWindow {
         defer { seq += 1 }
         return PendingWindow(seq: seq, start: Self.seconds(window.startSample), end: Self.seconds(window.endSample),
-                             content: window.voiced ? .voiced(.memory(window.samples)) : .silent, cutAt: .now)
+                             content: window.voiced ? .voiced(.memory(windower.speechOnly(window.samples))) : .silent,
+                             cutAt: .now)
     }
 
     static func seconds(_ samples: Int64) -> Double { Double(samples) / Double(PCM.sampleRate) }

@@ -14,6 +14,7 @@ public struct Windower: Sendable {
     static let speechMargin: Float = 12          // dB above the floor: speech, not a steady background
     static let minimumSpeechFrames = 15          // 300 ms of speech makes a window worth sending
     static let longPause = 10                    // 200 ms: a pause between sentences
+    static let speechContext = 12                // 240 ms kept around speech sent to the ASR
 
     private let targetFrames: Int
     private let minFrames: Int
@@ -135,6 +136,32 @@ public struct Windower: Sendable {
         start += Int64(count)
         levels.removeFirst(frames)
         return window
+    }
+
+    /// The speech of a window, for the ASR: its frames above the speech threshold with 240 ms of
+    /// context on each side, the longer pauses between them left out. Whisper hears the same
+    /// words, and the audio sent (and paid for) is the speech, not the live's silences. The window
+    /// itself, its place on the timeline and the audio kept for evidence are not changed.
+    public func speechOnly(_ samples: [Int16]) -> [Int16] {
+        let frameLength = Self.frameLength
+        let frames = (samples.count + frameLength - 1) / frameLength
+        guard frames > 0 else { return [] }
+        let threshold = floor.level + Self.speechMargin
+        var keep = [Bool](repeating: false, count: frames)
+        samples.withUnsafeBufferPointer { all in
+            for frame in 0..<frames where Self.level(UnsafeBufferPointer(
+                rebasing: all[(frame * frameLength)..<min(all.count, (frame + 1) * frameLength)])) >= threshold {
+                for index in max(0, frame - Self.speechContext)...min(frames - 1, frame + Self.speechContext) {
+                    keep[index] = true
+                }
+            }
+        }
+        var speech = [Int16]()
+        speech.reserveCapacity(samples.count)
+        for frame in 0..<frames where keep[frame] {
+            speech.append(contentsOf: samples[(frame * frameLength)..<min(samples.count, (frame + 1) * frameLength)])
+        }
+        return speech
     }
 
     /// Judged against the floor at the end of the window, so that a background which began
