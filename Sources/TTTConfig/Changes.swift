@@ -38,6 +38,7 @@ extension TTTConfiguration {
         check("transcription.language", transcription.language, new.transcription.language)
         check("transcription.window", transcription.window, new.transcription.window)
         check("transcription.max_pipelines", transcription.maxPipelines, new.transcription.maxPipelines)
+        check("transcription.give_up_after", transcription.giveUpAfter, new.transcription.giveUpAfter)
         check("analysis.enabled", analysis.enabled, new.analysis.enabled)
         check("analysis.base_url", analysis.baseURL, new.analysis.baseURL)
         check("analysis.model", analysis.model, new.analysis.model)
@@ -46,6 +47,7 @@ extension TTTConfiguration {
         check("analysis.prompt", analysis.prompt, new.analysis.prompt)
         check("analysis.risk_threshold", analysis.riskThreshold, new.analysis.riskThreshold)
         check("analysis.always_alert", analysis.alwaysAlert, new.analysis.alwaysAlert)
+        check("analysis.score_weights", analysis.scoreWeights, new.analysis.scoreWeights)
         check("alerts.cooldown", alerts.cooldown, new.alerts.cooldown)
         if (alerts.email == nil) != (new.alerts.email == nil) {
             changed.append("alerts.email")

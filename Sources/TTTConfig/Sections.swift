@@ -44,7 +44,8 @@ extension ValueReader {
             window: value("transcription.window", default: d.window, Parse.positiveDuration),
             maxPipelines: value("transcription.max_pipelines", default: d.maxPipelines) { text throws(Invalid) in
                 try Parse.integer(text, atLeast: 1)
-            })
+            },
+            giveUpAfter: value("transcription.give_up_after", default: d.giveUpAfter, Parse.positiveDuration))
     }
 
     mutating func analysis() -> C.Analysis {
@@ -61,7 +62,17 @@ extension ValueReader {
             riskThreshold: value("analysis.risk_threshold", default: d.riskThreshold) { text throws(Invalid) in
                 try Parse.number(text, in: 0...1)
             },
-            alwaysAlert: list("analysis.always_alert", default: d.alwaysAlert, Parse.hateType))
+            alwaysAlert: list("analysis.always_alert", default: d.alwaysAlert, Parse.hateType),
+            scoreWeights: scoreWeights(d.scoreWeights))
+    }
+
+    mutating func scoreWeights(_ d: C.Analysis.ScoreWeights) -> C.Analysis.ScoreWeights {
+        let weight = { (text: String) throws(Invalid) -> Double in try Parse.number(text, in: 0...1) }
+        return C.Analysis.ScoreWeights(
+            base: value("analysis.score_weights.base", default: d.base, weight),
+            medium: value("analysis.score_weights.medium", default: d.medium, weight),
+            high: value("analysis.score_weights.high", default: d.high, weight),
+            hateful: value("analysis.score_weights.hateful", default: d.hateful, weight))
     }
 
     /// `alerts.email` exists as soon as one of its addresses is given; then all are required.

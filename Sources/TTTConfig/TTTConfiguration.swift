@@ -92,15 +92,18 @@ public struct TTTConfiguration: Sendable, Equatable {
         public var language: String
         public var window: Duration
         public var maxPipelines: Int
+        /// A pipeline that captures no audio for this long ends as failed (a `pipeline_failed` notice).
+        public var giveUpAfter: Duration
         public init(enabled: Bool = true, baseURL: String = "https://api.groq.com/openai/v1",
                     model: String = "whisper-large-v3-turbo", language: String = "fr",
-                    window: Duration = .seconds(15), maxPipelines: Int = 50) {
+                    window: Duration = .seconds(15), maxPipelines: Int = 50, giveUpAfter: Duration = .seconds(300)) {
             self.enabled = enabled
             self.baseURL = baseURL
             self.model = model
             self.language = language
             self.window = window
             self.maxPipelines = maxPipelines
+            self.giveUpAfter = giveUpAfter
         }
     }
 
@@ -115,10 +118,27 @@ public struct TTTConfiguration: Sendable, Equatable {
         public var riskThreshold: Double
         /// Hate types (`insult`, `stigmatization`, `dehumanization`, `call_to_violence`) that alert whatever the score.
         public var alwaysAlert: [String]
+        public var scoreWeights: ScoreWeights
+
+        /// The risk score's terms (`analysis.score_weights.*`): the seed's formula by default.
+        public struct ScoreWeights: Sendable, Equatable {
+            public var base: Double
+            public var medium: Double
+            public var high: Double
+            public var hateful: Double
+
+            public init(base: Double = 0.2, medium: Double = 0.3, high: Double = 0.5, hateful: Double = 0.4) {
+                self.base = base
+                self.medium = medium
+                self.high = high
+                self.hateful = hateful
+            }
+        }
+
         public init(enabled: Bool = true, baseURL: String = "https://api.groq.com/openai/v1",
                     model: String = "openai/gpt-oss-120b", temperature: Double = 0, requestsPerMinute: Double = 30,
                     prompt: String = "/etc/tttd/prompts/moderation.yaml", riskThreshold: Double = 0.7,
-                    alwaysAlert: [String] = ["call_to_violence", "dehumanization"]) {
+                    alwaysAlert: [String] = ["call_to_violence", "dehumanization"], scoreWeights: ScoreWeights = .init()) {
             self.enabled = enabled
             self.baseURL = baseURL
             self.model = model
@@ -127,6 +147,7 @@ public struct TTTConfiguration: Sendable, Equatable {
             self.prompt = prompt
             self.riskThreshold = riskThreshold
             self.alwaysAlert = alwaysAlert
+            self.scoreWeights = scoreWeights
         }
     }
 

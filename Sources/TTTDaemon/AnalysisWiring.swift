@@ -84,7 +84,15 @@ extension AnalysisService.Settings {
         self.init(requestsPerMinute: configuration.analysis.requestsPerMinute,
                   riskThreshold: configuration.analysis.riskThreshold,
                   alwaysAlert: Set(configuration.analysis.alwaysAlert.compactMap(Verdict.HateType.init(rawValue:))),
-                  cooldown: configuration.alerts.cooldown, evidenceDirectory: configuration.evidence.directory)
+                  cooldown: configuration.alerts.cooldown,
+                  weights: ScoreWeights(configuration.analysis.scoreWeights),
+                  evidenceDirectory: configuration.evidence.directory)
+    }
+}
+
+extension ScoreWeights {
+    init(_ configured: TTTConfiguration.Analysis.ScoreWeights) {
+        self.init(base: configured.base, medium: configured.medium, high: configured.high, hateful: configured.hateful)
     }
 }
 

@@ -11,7 +11,8 @@ extension PipelineSupervisor.Settings {
         self.init(enabled: configuration.transcription.enabled, maxPipelines: configuration.transcription.maxPipelines,
                   window: configuration.transcription.window, model: configuration.transcription.model,
                   language: language.isEmpty || language == "auto" ? nil : language,
-                  analyse: AnalysisWiring.unavailableReason(configuration) == nil)
+                  analyse: AnalysisWiring.unavailableReason(configuration) == nil,
+                  giveUpAfter: configuration.transcription.giveUpAfter)
     }
 }
 

@@ -64,6 +64,9 @@ public final class DetectionService: Service, Sendable {
     let queue: JobQueue
     let logger: Logger
     let onRecorded: @Sendable (Store.Recorded, Username) async -> Void
+    /// Quiet lookup answers waiting for the next batched write (see `writeQuietAnswers`).
+    let quiet = Mutex<[Store.QuietAnswer]>([])
+    static let quietFlushInterval = Duration.milliseconds(250)
 
     public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
                 onRecorded: @escaping @Sendable (Store.Recorded, Username) async -> Void) {
@@ -111,6 +114,7 @@ public final class DetectionService: Service, Sendable {
         await beat()
         await withDiscardingTaskGroup { group in
             group.addTask { await self.heartbeat() }
+            group.addTask { await self.writeQuietAnswers() }
             for (egress, pacer) in egresses {
                 for _ in 0..<settings.withLock({ $0.concurrency }) {
                     group.addTask { await self.work(egress, pacer) }
@@ -125,6 +129,27 @@ public final class DetectionService: Service, Sendable {
         while !Task.isShuttingDownGracefully {
             guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(10)) })) != nil else { return }
             await beat()
+        }
+    }
+
+    /// Most answers change nothing but the account's row (an idle account is still offline); one
+    /// statement every 250 ms writes them all instead of a transaction each. An answer lost to a
+    /// crash before its write only means the account's lease runs out and it is checked again.
+    private func writeQuietAnswers() async {
+        var shuttingDown = false
+        while !shuttingDown {
+            shuttingDown = (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: Self.quietFlushInterval) })) == nil
+            let batch = quiet.withLock { answers in
+                defer { answers.removeAll(keepingCapacity: true) }
+                return answers
+            }
+            guard !batch.isEmpty else { continue }
+            do {
+                try await store.recordQuiet(batch, node: nodeID, pace: pace.withLock { $0 })
+            } catch {
+                logger.warning("could not record checks; their accounts are checked again when their leases end",
+                               metadata: ["accounts": "\(batch.count)", "error": "\(error)"])
+            }
         }
     }
 
@@ -159,21 +184,27 @@ public final class DetectionService: Service, Sendable {
                 let lookup = await egress.client.lookUp(account.username)
                 await pacer.finish(block: lookup.block)
                 let observation = await observe(lookup, egress: egress, pacer: pacer)
-                await record(observation, accountID: account.id, username: account.username, fromLookup: true)
+                if let answer = quietAnswer(observation, account) {
+                    quiet.withLock { $0.append(answer) }
+                } else {
+                    await record(observation, accountID: account.id, username: account.username, fromLookup: true)
+                }
             case .checkAlive(let lives):
                 let answer = await egress.client.checkAlive(lives.map(\.roomID))
                 switch answer {
                 case .answered(let alive):
                     await pacer.finish(block: nil)
                     var unanswered = [Int64]()
+                    var stillAlive = [Int64]()
                     for live in lives {
-                        guard let isAlive = alive[live.roomID] else {
-                            unanswered.append(live.liveID)
-                            continue
+                        switch alive[live.roomID] {
+                        case nil: unanswered.append(live.liveID)
+                        case true?: stillAlive.append(live.liveID)
+                        case false?: await record(.roomGone(live.roomID), accountID: live.accountID,
+                                                  username: live.username, fromLookup: false)
                         }
-                        await record(isAlive ? .roomAlive(live.roomID) : .roomGone(live.roomID),
-                                     accountID: live.accountID, username: live.username, fromLookup: false)
                     }
+                    if !stillAlive.isEmpty { await recordStillAlive(stillAlive) }
                     if !unanswered.isEmpty { await release(unanswered) }
                 case .unknown(let reason, let block):
                     await pacer.finish(block: block)
@@ -223,6 +254,26 @@ public final class DetectionService: Service, Sendable {
         } catch {
             // The lease runs out and the account is checked again: nothing is lost but time.
             logger.warning("could not record a check", metadata: ["account": "\(username)", "error": "\(error)"])
+        }
+    }
+
+    /// The answer as a quiet write, when it opens or ends no live: the account had no open live
+    /// when claimed, and this node's lease kept anyone else from changing it since.
+    private func quietAnswer(_ observation: Observation, _ account: Store.ClaimedAccount) -> Store.QuietAnswer? {
+        guard !account.live else { return nil }
+        let state = DetectionState(openLive: nil, offlineStreak: account.offlineStreak, notFoundStreak: account.notFoundStreak)
+        let confirmations = settings.withLock { $0.offlineConfirmations }
+        let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: confirmations)
+        guard decision.start == nil, decision.end == nil, !decision.recheckSoon, let checkState = decision.checkState else { return nil }
+        return Store.QuietAnswer(accountID: account.id, notFoundStreak: decision.notFoundStreak,
+                                 checkState: checkState, detail: decision.detail)
+    }
+
+    private func recordStillAlive(_ lives: [Int64]) async {
+        let recheck = settings.withLock { $0.aliveRecheck }
+        do { try await store.recordStillAlive(lives, node: nodeID, after: recheck) } catch {
+            // Their leases run out and they are checked again.
+            logger.warning("could not record live rooms", metadata: ["lives": "\(lives.count)", "error": "\(error)"])
         }
     }
 

@@ -243,6 +243,30 @@ enum Migrations {
             """,
             "ALTER TABLE deliveries ADD COLUMN lease_owner text, ADD COLUMN lease_expires_at timestamptz",
         ]),
+        // A pipeline that gets no audio gives up and is tried again a minute later: the channels
+        // hear of a live's capture failure once an hour, not at every attempt.
+        Migration(version: 4, name: "pipeline_failed notices at most hourly per live", statements: [
+            """
+            CREATE OR REPLACE FUNCTION tttd_queue_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$
+            DECLARE
+                kind text := NEW.type;
+            BEGIN
+                IF NEW.type = 'pipeline_state' AND NEW.payload->>'state' = 'failed' THEN
+                    kind := 'pipeline_failed';
+                    IF EXISTS (SELECT 1 FROM events e
+                               WHERE e.live_id = NEW.live_id AND e.id <> NEW.id AND e.type = 'pipeline_state'
+                                 AND e.payload->>'state' = 'failed' AND e.created_at > now() - interval '1 hour') THEN
+                        RETURN NULL;
+                    END IF;
+                END IF;
+                INSERT INTO deliveries (event_id, channel)
+                SELECT NEW.id, c.name FROM channels c WHERE kind = ANY (c.event_types)
+                ON CONFLICT DO NOTHING;
+                RETURN NULL;
+            END
+            $$
+            """,
+        ]),
     ]
 
     static var latestVersion: Int { all.last?.version ?? 0 }

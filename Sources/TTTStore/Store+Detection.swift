@@ -5,9 +5,38 @@ import TTTDomain
 /// Detection's use of the database: leases on accounts and open lives (several nodes may share one
 /// database), and each observation applied with its events in one transaction.
 extension Store {
+    /// An account leased for a lookup, with its detection state as of the claim: while the lease
+    /// holds, only this node's answers change it (check_alive touches accounts with an open live only).
     public struct ClaimedAccount: Sendable {
         public var id: Int64
         public var username: Username
+        public var live: Bool
+        public var offlineStreak: Int
+        public var notFoundStreak: Int
+
+        public init(id: Int64, username: Username, live: Bool = false, offlineStreak: Int = 0, notFoundStreak: Int = 0) {
+            self.id = id
+            self.username = username
+            self.live = live
+            self.offlineStreak = offlineStreak
+            self.notFoundStreak = notFoundStreak
+        }
+    }
+
+    /// A lookup answer that changes no live and writes no event (an idle account seen offline, not
+    /// found, or not seen at all): only the account's row changes, so many are written in one statement.
+    public struct QuietAnswer: Sendable, Equatable {
+        public var accountID: Int64
+        public var notFoundStreak: Int
+        public var checkState: CheckState
+        public var detail: String?
+
+        public init(accountID: Int64, notFoundStreak: Int, checkState: CheckState, detail: String?) {
+            self.accountID = accountID
+            self.notFoundStreak = notFoundStreak
+            self.checkState = checkState
+            self.detail = detail
+        }
     }
 
     public struct ClaimedLive: Sendable {
@@ -98,11 +127,12 @@ extension Store {
                 )
                 UPDATE accounts a SET lease_owner = \(node), lease_expires_at = now() + make_interval(secs => \(seconds))
                 FROM due WHERE a.id = due.id
-                RETURNING a.id, a.username, a.next_check_at
+                RETURNING a.id, a.username, a.next_check_at, a.live, a.offline_streak, a.not_found_streak
                 """)
             var claimed = [(ClaimedAccount, Date)]()
-            for try await (id, name, due) in rows.decode((Int64, String, Date).self) {
-                claimed.append((ClaimedAccount(id: id, username: Username(trusted: name)), due))
+            for try await (id, name, due, live, offline, notFound) in rows.decode((Int64, String, Date, Bool, Int, Int).self) {
+                claimed.append((ClaimedAccount(id: id, username: Username(trusted: name), live: live,
+                                               offlineStreak: offline, notFoundStreak: notFound), due))
             }
             return claimed.sorted { $0.1 < $1.1 }.map(\.0)
         }
@@ -158,6 +188,58 @@ extension Store {
     }
 
     // MARK: Observations
+
+    /// Writes quiet lookup answers in one statement: each account's state, its weight from its
+    /// history, its next check (the pace, with ±10 % jitter) and its lease released. An account
+    /// that went live meanwhile is left alone (its live answer was recorded in full).
+    public func recordQuiet(_ answers: [QuietAnswer], node: String, pace: Pace) async throws(StoreError) {
+        guard !answers.isEmpty else { return }
+        let ids = answers.map(\.accountID)
+        let notFound = answers.map { Int32($0.notFoundStreak) }
+        let states = answers.map(\.checkState.rawValue)
+        let details = answers.map { $0.detail ?? "" }
+        let target = pace.target.asSeconds
+        try await run("detection.record_quiet") { client in
+            _ = try await client.query("""
+                UPDATE accounts a SET
+                    offline_streak = 0, not_found_streak = q.not_found, live = false,
+                    check_state = q.state, check_detail = nullif(q.detail, ''), last_checked_at = now(),
+                    weight = h.weight,
+                    next_check_at = now() + make_interval(secs =>
+                        CASE WHEN \(pace.budgetPerSecond) > 0
+                             THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(h.weight, 0.01)))
+                             ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random())),
+                    lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
+                    lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
+                FROM unnest(\(ids)::int8[], \(notFound)::int4[], \(states)::text[], \(details)::text[])
+                         AS q(id, not_found, state, detail)
+                     CROSS JOIN LATERAL (
+                         SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
+                                     + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                         FROM lives x WHERE x.account_id = q.id) h
+                WHERE a.id = q.id AND NOT a.live
+                """)
+        }
+    }
+
+    /// check_alive said these rooms are still live: release their leases, set their next check, and
+    /// reset their accounts' offline streaks, all in one statement. Lives that ended meanwhile are left.
+    public func recordStillAlive(_ liveIDs: [Int64], node: String, after: Duration) async throws(StoreError) {
+        guard !liveIDs.isEmpty else { return }
+        let seconds = after.asSeconds
+        try await run("detection.record_alive") { client in
+            _ = try await client.query("""
+                WITH still AS (
+                    UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
+                        next_alive_check_at = now() + make_interval(secs => \(seconds))
+                    WHERE id = ANY(\(liveIDs)::int8[]) AND status = 'live' AND alive_lease_owner = \(node)
+                    RETURNING account_id
+                )
+                UPDATE accounts SET offline_streak = 0
+                WHERE id IN (SELECT account_id FROM still) AND offline_streak <> 0
+                """)
+        }
+    }
 
     public struct Recorded: Sendable {
         public var decision: DetectionDecision

@@ -103,7 +103,7 @@ extension Store {
                 WITH claimable AS (
                     SELECT id FROM lives
                     WHERE status = 'live' AND NOT pipeline_stopped
-                      AND (pipeline_owner IS NULL OR pipeline_lease_expires_at < now())
+                      AND (pipeline_lease_expires_at IS NULL OR pipeline_lease_expires_at < now())
                     ORDER BY started_at
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
@@ -179,7 +179,7 @@ extension Store {
             let rows = try await connection.query("""
                 UPDATE lives SET pipeline_refused = true
                 WHERE status = 'live' AND NOT pipeline_stopped AND NOT pipeline_refused
-                  AND (pipeline_owner IS NULL OR pipeline_lease_expires_at < now())
+                  AND (pipeline_lease_expires_at IS NULL OR pipeline_lease_expires_at < now())
                 RETURNING id
                 """, logger: logger)
             var refused = [Int64]()
@@ -205,8 +205,10 @@ extension Store {
         }
     }
 
-    /// A state transition and its `pipeline_state` event. `stopped`/`failed` end the pipeline and free the live's lease.
-    public func setPipelineState(_ pipelineID: Int64, liveID: Int64, node: String, state: String, reason: String?) async throws(StoreError) {
+    /// A state transition and its `pipeline_state` event. `stopped`/`failed` end the pipeline and free
+    /// the live's lease; after `failed` the live's next pipeline waits `retryAfter`.
+    public func setPipelineState(_ pipelineID: Int64, liveID: Int64, node: String, state: String, reason: String?,
+                                 retryAfter: Duration = .zero) async throws(StoreError) {
         let final = state == "stopped" || state == "failed"
         try await transaction("pipelines.state") { [logger] connection in
             try await connection.query("""
@@ -216,7 +218,9 @@ extension Store {
                 """, logger: logger)
             if final {
                 try await connection.query("""
-                    UPDATE lives SET pipeline_owner = NULL, pipeline_lease_expires_at = NULL
+                    UPDATE lives SET pipeline_owner = NULL,
+                        pipeline_lease_expires_at = CASE WHEN \(state) = 'failed'
+                                                         THEN now() + make_interval(secs => \(retryAfter.asSeconds)) END
                     WHERE id = \(liveID) AND pipeline_owner = \(node)
                     """, logger: logger)
             }

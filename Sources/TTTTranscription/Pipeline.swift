@@ -24,11 +24,14 @@ public final class Pipeline: Sendable {
         public var keepAudio: Duration
         /// Windows with words are queued for the analyzer.
         public var analyse: Bool
+        /// With no audio for this long (since the start or the last audio), the pipeline ends as failed.
+        public var giveUpAfter: Duration
 
         public init(window: Duration, model: String, language: String?, stallTimeout: Duration = .seconds(10),
                     memoryWindows: Int = 8, maxBacklog: Int = 480, spillDirectory: URL?, keepAudio: Duration = .seconds(120),
-                    analyse: Bool = false) {
+                    analyse: Bool = false, giveUpAfter: Duration = .seconds(300)) {
             self.analyse = analyse
+            self.giveUpAfter = giveUpAfter
             self.window = window
             self.model = model
             self.language = language
@@ -58,9 +61,12 @@ public final class Pipeline: Sendable {
     public struct Stop: Sendable {
         public var reason: String
         public var drain: Bool
-        public init(reason: String, drain: Bool) {
+        /// The pipeline gave up (no audio for too long): it ends `failed`, not `stopped`.
+        public var failed: Bool
+        public init(reason: String, drain: Bool, failed: Bool = false) {
             self.reason = reason
             self.drain = drain
+            self.failed = failed
         }
     }
 
@@ -169,11 +175,15 @@ public final class Pipeline: Sendable {
         await backlog.close()
         await transcribing
         let stop = stopRequest ?? Stop(reason: "capture ended", drain: true)
-        await setState("stopped", reason: stop.reason)
+        await setState(stop.failed ? "failed" : "stopped", reason: stop.reason)
         if let directory = settings.spillDirectory?.appendingPathComponent("pipeline-\(id)") {
             try? FileManager.default.removeItem(at: directory)
         }
-        logger.notice("pipeline stopped", metadata: ["reason": "\(stop.reason)"])
+        if stop.failed {
+            logger.error("pipeline failed", metadata: ["reason": "\(stop.reason)"])
+        } else {
+            logger.notice("pipeline stopped", metadata: ["reason": "\(stop.reason)"])
+        }
     }
 
     // MARK: Capture
@@ -186,17 +196,20 @@ public final class Pipeline: Sendable {
         var url = claim.streamURL
         var backoff = Duration.seconds(1)
         var lastAudioAt: ContinuousClock.Instant?
+        let began = ContinuousClock.now
         var decoder = SampleDecoder()
         while !Task.isCancelled {
             if url == nil { url = await freshURL(current: nil) }
             guard let streamURL = url else {
-                await setState("reconnecting", reason: "no stream URL for room \(claim.roomID) (age-restricted? the tiktok_session secret helps)")
+                let reason = "no stream URL for room \(claim.roomID) (age-restricted? the tiktok_session secret helps)"
+                await setState("reconnecting", reason: reason)
+                if giveUp(since: lastAudioAt ?? began, reason) { break }
                 if await pause(backoff) { break }
                 backoff = min(backoff * 2, .seconds(30))
                 continue
             }
             var firstAudio = true
-            let began = ContinuousClock.now
+            let attemptBegan = ContinuousClock.now
             let outcome = await capture.run(url: streamURL) { buffer in
                 if firstAudio {
                     firstAudio = false
@@ -220,12 +233,23 @@ public final class Pipeline: Sendable {
             if Task.isCancelled { break }
             logger.info("capture interrupted", metadata: ["reason": "\(outcome.reason)", "bytes": "\(outcome.bytes)"])
             await setState("reconnecting", reason: outcome.reason)
+            if giveUp(since: lastAudioAt ?? began, outcome.reason) { break }
             // A capture that ran a while deserves a quick retry; repeated failures back off.
-            backoff = ContinuousClock.now - began > .seconds(60) ? .seconds(1) : backoff
+            backoff = ContinuousClock.now - attemptBegan > .seconds(60) ? .seconds(1) : backoff
             if await pause(backoff) { break }
             backoff = min(backoff * 2, .seconds(30))
             url = await freshURL(current: url)
         }
+    }
+
+    /// After `giveUpAfter` without audio the pipeline stops trying and ends as failed, so that the
+    /// live's channels hear of it; the supervisor tries the live again a minute later.
+    private func giveUp(since lastProgress: ContinuousClock.Instant, _ reason: String) -> Bool {
+        let silent = ContinuousClock.now - lastProgress
+        guard silent >= settings.giveUpAfter else { return false }
+        let stop = Stop(reason: "no audio for \(Int(silent.asSeconds)) s, giving up (last: \(reason))", drain: true, failed: true)
+        status.withLock { $0.stop = $0.stop ?? stop }
+        return true
     }
 
     private func consume(_ buffer: ByteBuffer, decoder: inout SampleDecoder, timeline: inout Timeline) async {
@@ -363,8 +387,10 @@ public final class Pipeline: Sendable {
             return true
         }
         guard changed else { return }
+        let retryAfter = min(Duration.seconds(60), settings.giveUpAfter)
         await persist("state \(state)") { [recorder, claim, id, node] () async throws(StoreError) in
-            try await recorder.setPipelineState(id, liveID: claim.liveID, node: node, state: state, reason: reason)
+            try await recorder.setPipelineState(id, liveID: claim.liveID, node: node, state: state, reason: reason,
+                                                retryAfter: retryAfter)
         }
     }
 

@@ -18,9 +18,13 @@ public final class PipelineSupervisor: Sendable {
         public var language: String?
         /// Whether analysis runs: windows with words are then queued for it.
         public var analyse: Bool
+        /// A pipeline without audio for this long ends as failed; the live gets another a minute later.
+        public var giveUpAfter: Duration
 
-        public init(enabled: Bool, maxPipelines: Int, window: Duration, model: String, language: String?, analyse: Bool) {
+        public init(enabled: Bool, maxPipelines: Int, window: Duration, model: String, language: String?, analyse: Bool,
+                    giveUpAfter: Duration = .seconds(300)) {
             self.analyse = analyse
+            self.giveUpAfter = giveUpAfter
             self.enabled = enabled
             self.maxPipelines = maxPipelines
             self.window = window
@@ -173,7 +177,8 @@ public final class PipelineSupervisor: Sendable {
     private func makePipeline(id: Int64, claim: Store.PipelineClaim, settings: Settings, capture: FFmpegCapture) -> Pipeline {
         Pipeline(id: id, claim: claim, node: node,
                  settings: .init(window: settings.window, model: settings.model, language: settings.language,
-                                 spillDirectory: dependencies.spillDirectory, analyse: settings.analyse),
+                                 spillDirectory: dependencies.spillDirectory, analyse: settings.analyse,
+                                 giveUpAfter: settings.giveUpAfter),
                  recorder: dependencies.store, transcriber: dependencies.transcriber,
                  capture: capture, locator: dependencies.locator, logger: logger)
     }

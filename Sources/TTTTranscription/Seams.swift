@@ -5,7 +5,9 @@ import TTTTikTok
 
 /// Where a pipeline writes its states and transcripts (the store; a test may record in memory).
 public protocol PipelineRecorder: Sendable {
-    func setPipelineState(_ pipelineID: Int64, liveID: Int64, node: String, state: String, reason: String?) async throws(StoreError)
+    /// `retryAfter`: after `failed`, how long the live waits for its next pipeline.
+    func setPipelineState(_ pipelineID: Int64, liveID: Int64, node: String, state: String, reason: String?,
+                          retryAfter: Duration) async throws(StoreError)
     @discardableResult
     func recordTranscript(_ row: Store.TranscriptRow, liveID: Int64, pipelineID: Int64,
                           progress: Store.PipelineProgress, analyse: Bool) async throws(StoreError) -> Int64

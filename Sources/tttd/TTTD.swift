@@ -105,12 +105,17 @@ struct CheckConfig: AsyncParsableCommand {
         // What the daemon reads besides the file: the prompt template, the alert channels' settings.
         var problems = [String]()
         var notes = [String]()
-        if let off = AnalysisWiring.unavailableReason(configuration) {
-            notes.append("analysis is off: \(off)")
-        } else {
-            do { _ = try PromptTemplate.load(path: configuration.analysis.prompt) } catch {
+        // The prompt is checked even while analysis is off (no key yet, say): an operator editing it
+        // hears of a mistake now rather than when analysis is turned on. Only its absence is a note then.
+        let off = AnalysisWiring.unavailableReason(configuration)
+        if let off { notes.append("analysis is off: \(off)") }
+        let prompt = configuration.analysis.prompt
+        if off == nil || FileManager.default.fileExists(atPath: prompt) {
+            do { _ = try PromptTemplate.load(path: prompt) } catch {
                 problems.append("\(options.config): analysis.prompt: \(error)")
             }
+        } else {
+            notes.append("analysis.prompt: \(prompt) does not exist (needed once analysis is on)")
         }
         if let email = configuration.alerts.email {
             do { try EmailNotifier.validate(smtpURL: email.smtpURL) } catch {

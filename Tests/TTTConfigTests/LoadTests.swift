@@ -27,6 +27,7 @@ let everyKeyYAML = """
       language: en
       window: 20s
       max_pipelines: 7
+      give_up_after: 2m
     analysis:
       enabled: false
       base_url: http://127.0.0.1:9000/v1
@@ -36,6 +37,11 @@ let everyKeyYAML = """
       prompt: /srv/prompt.yaml
       risk_threshold: 0.4
       always_alert: [insult]
+      score_weights:
+        base: 0.1
+        medium: 0.2
+        high: 0.6
+        hateful: 0.5
     alerts:
       cooldown: 10m
       email:
@@ -94,6 +100,7 @@ let everyKeyEnvironment: [String: String] = [
     "TTTD_TRANSCRIPTION_LANGUAGE": "mos",
     "TTTD_TRANSCRIPTION_WINDOW": "500ms",
     "TTTD_TRANSCRIPTION_MAX_PIPELINES": "3",
+    "TTTD_TRANSCRIPTION_GIVE_UP_AFTER": "90s",
     "TTTD_ANALYSIS_ENABLED": "yes",
     "TTTD_ANALYSIS_BASE_URL": "https://llm.example.org/v1",
     "TTTD_ANALYSIS_MODEL": "gpt",
@@ -102,6 +109,10 @@ let everyKeyEnvironment: [String: String] = [
     "TTTD_ANALYSIS_PROMPT": "/p.yaml",
     "TTTD_ANALYSIS_RISK_THRESHOLD": "1",
     "TTTD_ANALYSIS_ALWAYS_ALERT": "insult,stigmatization",
+    "TTTD_ANALYSIS_SCORE_WEIGHTS_BASE": "0",
+    "TTTD_ANALYSIS_SCORE_WEIGHTS_MEDIUM": "0.25",
+    "TTTD_ANALYSIS_SCORE_WEIGHTS_HIGH": "0.45",
+    "TTTD_ANALYSIS_SCORE_WEIGHTS_HATEFUL": "0.75",
     "TTTD_ALERTS_COOLDOWN": "1h",
     "TTTD_ALERTS_EMAIL_SMTP_URL": "smtps://x@mail2.example.org:465",
     "TTTD_ALERTS_EMAIL_FROM": "f@example.org",
@@ -135,9 +146,10 @@ let everyKeyEnvironment: [String: String] = [
                           requestsPerSecond: 2.5, concurrency: 8, proxies: ["http://p1:3128", "http://user:pw@p2:3128"]),
             detection: .init(interval: .seconds(90), offlineConfirmations: 3, liveRecheck: .seconds(10), lease: .seconds(45)),
             transcription: .init(enabled: false, baseURL: "http://127.0.0.1:8090/v1", model: "base", language: "en",
-                                 window: .seconds(20), maxPipelines: 7),
+                                 window: .seconds(20), maxPipelines: 7, giveUpAfter: .seconds(120)),
             analysis: .init(enabled: false, baseURL: "http://127.0.0.1:9000/v1", model: "llama", temperature: 0.5,
-                            requestsPerMinute: 12, prompt: "/srv/prompt.yaml", riskThreshold: 0.4, alwaysAlert: ["insult"]),
+                            requestsPerMinute: 12, prompt: "/srv/prompt.yaml", riskThreshold: 0.4, alwaysAlert: ["insult"],
+                            scoreWeights: .init(base: 0.1, medium: 0.2, high: 0.6, hateful: 0.5)),
             alerts: .init(
                 cooldown: .seconds(600),
                 email: .init(smtpURL: "smtp://alerts@mail.example.org:587", from: "tttd@example.org",
@@ -170,10 +182,11 @@ let everyKeyEnvironment: [String: String] = [
                           concurrency: 2, proxies: ["http://p3:3128", "https://p4:3129"]),
             detection: .init(interval: .seconds(120), offlineConfirmations: 4, liveRecheck: .seconds(5), lease: .seconds(30)),
             transcription: .init(enabled: true, baseURL: "https://asr.example.org/v1", model: "large", language: "mos",
-                                 window: .milliseconds(500), maxPipelines: 3),
+                                 window: .milliseconds(500), maxPipelines: 3, giveUpAfter: .seconds(90)),
             analysis: .init(enabled: true, baseURL: "https://llm.example.org/v1", model: "gpt", temperature: 1.5,
                             requestsPerMinute: 60, prompt: "/p.yaml", riskThreshold: 1,
-                            alwaysAlert: ["insult", "stigmatization"]),
+                            alwaysAlert: ["insult", "stigmatization"],
+                            scoreWeights: .init(base: 0, medium: 0.25, high: 0.45, hateful: 0.75)),
             alerts: .init(
                 cooldown: .seconds(3_600),
                 email: .init(smtpURL: "smtps://x@mail2.example.org:465", from: "f@example.org", to: ["c@example.org"],

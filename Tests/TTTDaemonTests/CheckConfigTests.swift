@@ -122,6 +122,22 @@ struct CheckConfigTests {
         }
     }
 
+    @Test("the prompt template is checked even while analysis is off: a broken one exits 1 naming analysis.prompt; a missing one is a note")
+    func promptCheckedWhileAnalysisIsOff() async throws {
+        let directory = try TemporaryDirectory()
+        let prompt = directory.file("moderation.yaml")
+        try "system: [unclosed\n".write(toFile: prompt, atomically: true, encoding: .utf8)
+        // No analysis key for the default cloud endpoint: analysis is off.
+        let (file, broken) = try await checkConfig(Self.validYAML + "\nanalysis:\n  prompt: \(prompt)\n")
+        #expect(broken.status == 1, "\(broken)")
+        #expect(broken.stderr.contains("\(file): analysis.prompt:"), "\(broken)")
+
+        let missing = directory.file("absent.yaml")
+        let (_, absent) = try await checkConfig(Self.validYAML + "\nanalysis:\n  prompt: \(missing)\n")
+        #expect(absent.status == 0, "\(absent)")
+        #expect(absent.stdout.contains("note: analysis.prompt: \(missing) does not exist"), "\(absent)")
+    }
+
     @Test("tttd --version prints the version the running daemon reports")
     func version() async throws {
         let result = try await runCommand(TestEnvironment.tttd, ["--version"], environment: cleanEnvironment())

@@ -47,11 +47,11 @@ struct TranscriptionTests {
         let follow: EventFollower
         let config: String
 
-        init(asr: String, accounts: Int = 1, maxPipelines: Int = 4) async throws {
+        init(asr: String, accounts: Int = 1, maxPipelines: Int = 4, extraConfig: String = "") async throws {
             sim = SimProcess(accounts: accounts)
             try await sim.start()
             database = try await TestDatabase.create()
-            config = TranscriptionTests.config(sim, asr: asr, maxPipelines: maxPipelines)
+            config = TranscriptionTests.config(sim, asr: asr, maxPipelines: maxPipelines) + extraConfig
             daemon = try DaemonProcess(database: database, extraConfig: config)
             try await daemon.start()
             let added = try await daemon.ctl(["accounts", "add"] + (0..<accounts).map { "sim\($0)" })
@@ -517,6 +517,50 @@ struct TranscriptionTests {
                 "the refusal is announced once")
         let now = try await rig.pipelines()
         #expect(now.count == 1 && now.first?["live_id"] as? Int == second, "\(now)")
+        #expect(try await rig.daemon.stop() == 0)
+    }
+
+    @Test("a stream that never gives audio: the pipeline gives up after transcription.give_up_after (failed, one pipeline_failed delivery per live and hour), the live is tried again and captured once the stream is back")
+    func captureGivesUp() async throws {
+        let asr = try await ASRServer.shared.url()
+        let speech = try await TestAudio.speech()
+        let rig = try await Rig(asr: asr, extraConfig: """
+
+              give_up_after: 3s
+            alerts:
+              webhooks:
+                - name: ops
+                  url: "http://127.0.0.1:9/unreachable"
+                  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+                  events: [pipeline_failed]
+            """)
+        // The CDN answers 404 for every stream: ffmpeg fails each time.
+        try await rig.sim.fault(#"{"kind":"http_status","status":404,"paths":["/game/"]}"#)
+        let liveID = try await rig.goLive("sim0", audio: speech)
+        let failed = try await rig.follow.waitForState("failed", liveID: liveID, timeout: 60)
+        let reason = failed.event["reason"] as? String ?? ""
+        #expect(reason.contains("no audio for") && reason.contains("giving up"), "\(failed.event)")
+        // A minute at most (here give_up_after, 3 s) later, a new pipeline; it fails too.
+        let retried = try await rig.follow.waitForState("starting", liveID: liveID, from: failed.index + 1, timeout: 60)
+        let failedAgain = try await rig.follow.waitForState("failed", liveID: liveID, from: retried.index + 1, timeout: 60)
+
+        // Both failures are events; the channel got one delivery for them, not one per attempt.
+        let deliveries = try await rig.database.psql("""
+            SELECT e.payload->>'state', count(d.id) FROM events e LEFT JOIN deliveries d ON d.event_id = e.id
+            WHERE e.live_id = \(liveID) AND e.type = 'pipeline_state' AND e.payload->>'state' = 'failed'
+            GROUP BY e.id, e.payload ORDER BY e.id
+            """)
+        let counts = deliveries.split(separator: "\n").compactMap { $0.split(separator: "|").last.flatMap { Int($0) } }
+        #expect(counts.count >= 2 && counts.first == 1 && counts.dropFirst().allSatisfy { $0 == 0 }, "deliveries per failed event: \(deliveries)")
+
+        // The stream is back: the next pipeline captures and transcribes.
+        try await rig.sim.clearFaults()
+        let capturing = try await rig.follow.waitForState("capturing", liveID: liveID, from: failedAgain.index + 1, timeout: 60)
+        try await rig.follow.waitForTranscript("words once the stream is back", liveID: liveID, from: capturing.index) {
+            !($0["text"] as? String ?? "").isEmpty
+        }
+        let rows = try await rig.pipelineRows(liveID)
+        #expect(rows.filter { $0.state == "failed" }.count >= 2, "\(rows)")
         #expect(try await rig.daemon.stop() == 0)
     }
 

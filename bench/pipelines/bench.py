@@ -10,8 +10,9 @@
 Audio. Two English files made with espeak-ng (en-us, 150 words/min), 16 kHz mono: each sentence is
 synthesised alone, trimmed to its first and last sample above −50 dBFS, and the sentences are joined
 with pauses of digital silence written by this script — so the speech segments are known exactly.
-A: 12 sentences, 0.5–1.2 s pauses and a 20 s silence in the middle (the streamer reads the chat);
-B: 12 sentences, 0.5–1.2 s pauses and a 6 s pause. The *speech share* of an audio span is the time
+A: 36 sentences (390 words), 0.5–1.2 s pauses and a 20 s silence after the sixth (the streamer
+reads the chat); B: 36 sentences (367 words), 0.5–1.2 s pauses and a 6 s pause. (12 sentences each
+until 2026-12-03: 258 words made the WER ratio ±0.1 noise.) The *speech share* of an audio span is the time
 inside sentences ÷ the span (the pauses between sentences count as non-speech); the share of 20 ms
 frames above −50 dBFS (espeak-ng leaves digital silence between some words) is reported beside it.
 
@@ -88,6 +89,30 @@ SENTENCES = {
         "The next song is one of the best songs of the summer.",
         "We will take a short break and come back in a moment.",
         "Remember to drink water and to rest when you are tired.",
+        "We are back, and I can see that many new people have joined us.",
+        "Somebody asked me where I bought this shirt.",
+        "I bought it at a small shop near the bus station.",
+        "The owner of the shop is a friend of my brother.",
+        "He also sells shoes, bags and hats for children.",
+        "Let us talk about the football match of yesterday.",
+        "The first half was slow and nobody scored a goal.",
+        "In the second half our team played much better.",
+        "The captain scored twice in the last ten minutes.",
+        "The supporters were singing until late in the night.",
+        "Next week the team travels to the capital for the final.",
+        "I hope that many of you will watch the game with me.",
+        "Now a few words about the weather for the weekend.",
+        "It will be hot on Saturday with a little wind in the afternoon.",
+        "On Sunday there may be some rain in the south of the country.",
+        "Farmers are waiting for the rain to plant their fields.",
+        "Before we finish, I want to thank everybody for the messages.",
+        "Your kind words give me the energy to do this every evening.",
+        "Tomorrow I will show you how to cook a simple peanut sauce.",
+        "You will need tomatoes, onions, peanut butter and a little salt.",
+        "Bring your questions and I will try to answer all of them.",
+        "Thank you for watching and have a very good night.",
+        "See you tomorrow at the same time on this channel.",
+        "Goodbye to all of you and take care of your families.",
     ],
     "B": [
         "Hello to all of you who just joined the stream.",
@@ -102,12 +127,39 @@ SENTENCES = {
         "Later he became a teacher and told the same story to his students.",
         "That is why I love old stories so much.",
         "Tell me in the comments which story your family tells.",
+        "My grandmother also knew many songs from her own childhood.",
+        "She sang them while she was cooking in the evening.",
+        "One song was about a bird that flew across the desert.",
+        "The bird was looking for a place where it could rest.",
+        "It stopped at every tree but the trees were all dry.",
+        "At last it found a green garden full of flowers.",
+        "The children always clapped their hands at the end of the song.",
+        "My grandmother was also very good at making baskets.",
+        "She used long grass that she dried in the sun for many days.",
+        "People came from other villages to buy her baskets at the market.",
+        "With the money she bought books for her grandchildren.",
+        "She could not read, but she wanted us to learn.",
+        "I still have one of the books she gave me.",
+        "It is a book about the history of our country.",
+        "The cover is old and some pages are missing.",
+        "When I open it, I remember the smell of her kitchen.",
+        "Many of you have written that you have similar memories.",
+        "It makes me happy to know that these stories live on.",
+        "Next time I will tell you about my grandfather and his bicycle.",
+        "He rode that bicycle for more than forty years.",
+        "Thank you all for listening to me tonight.",
+        "Please share this live with your friends and family.",
+        "I will read your comments after the stream.",
+        "Good night and see you very soon.",
     ],
 }
-# Pause after each sentence (the last one is the loop's seam).
+# Pause after each sentence (the last one is the loop's seam): 0.5–1.2 s, with one long silence
+# (20 s in A: the streamer reads the chat; 6 s in B) after the sixth sentence.
+_NORMAL = [0.7, 1.0, 0.6, 1.2, 0.8, 0.9, 0.6, 1.1, 0.7, 1.0, 0.5, 0.8]
 PAUSES = {
-    "A": [0.7, 1.0, 0.6, 1.2, 0.8, 20.0, 0.9, 0.6, 1.1, 0.7, 1.0, 1.5],
-    "B": [0.6, 0.9, 1.2, 0.5, 1.0, 6.0, 0.8, 0.7, 1.1, 0.6, 0.9, 1.5],
+    name: [long_pause if i == 5 else (1.5 if i == len(SENTENCES[name]) - 1 else _NORMAL[i % len(_NORMAL)])
+           for i in range(len(SENTENCES[name]))]
+    for name, long_pause in (("A", 20.0), ("B", 6.0))
 }
 
 
