@@ -67,6 +67,11 @@ extension Store {
         }
     }
 
+    /// The share of its weight's lookups a live account gets: check_alive follows its live (and
+    /// sees it end), so the budget goes to finding the next lives instead. The cluster's total
+    /// weight counts live accounts at this share too, so that the budget is still spent in full.
+    public static let liveLookupShare = 0.25
+
     /// Weight of an account from its history: √(lives in 30 days + 0.2 + 1 if it went live this week).
     public static func weight(livesIn30Days: Int, wentLiveThisWeek: Bool) -> Double {
         (Double(livesIn30Days) + 0.2 + (wentLiveThisWeek ? 1 : 0)).squareRoot()
@@ -100,7 +105,7 @@ extension Store {
                 )
                 SELECT (SELECT budget_rps FROM beat)
                        + coalesce((SELECT sum(budget_rps) FROM nodes WHERE node_id <> \(nodeID) AND heartbeat_at > now() - interval '90 seconds'), 0),
-                       coalesce((SELECT sum(weight) FROM accounts), 0),
+                       coalesce((SELECT sum(CASE WHEN live THEN weight * \(Self.liveLookupShare) ELSE weight END) FROM accounts), 0),
                        (SELECT count(*) FROM accounts)::int8
                 """)
             for try await (budget, weight, count) in rows.decode((Double, Double, Int64).self) {
@@ -318,8 +323,10 @@ extension Store {
             let weight = Self.weight(livesIn30Days: Int(recentLives) + (decision.start == nil ? 0 : 1),
                                      wentLiveThisWeek: thisWeek || decision.start != nil)
             // A lookup sets the next lookup; an answer about a room only touches the account's state.
+            // A live account is followed by check_alive; its lookups (title, viewers) can be rarer.
+            let lookupWeight = liveNow ? weight * Self.liveLookupShare : weight
             let nextCheck: Double? = fromLookup
-                ? (decision.recheckSoon ? min(5, pace.target.asSeconds) : pace.interval(weight: weight) * Double.random(in: 0.9...1.1))
+                ? (decision.recheckSoon ? min(5, pace.target.asSeconds) : pace.interval(weight: lookupWeight) * Double.random(in: 0.9...1.1))
                 : (decision.recheckSoon ? 0 : nil)
             try await connection.query("""
                 UPDATE accounts SET
