@@ -8,6 +8,7 @@
 #   make bench         every bench/*/run
 #   make install       release build, installed under $(DESTDIR)$(PREFIX) with the systemd files
 #   make completions   tttctl's bash/zsh/fish completions into .build/completions/
+#   make man           regenerate man/tttctl.1 and man/tttd.8 from the commands (commit the result)
 #   make clean         build products and the test cluster
 
 SHELL := /bin/bash
@@ -30,7 +31,7 @@ RUN_PG_PORT ?= 54329
 TEST_PG_DIR ?= .run/test-pg
 TEST_PG_PORT ?= 54330
 
-.PHONY: build run demo test bench install clean completions
+.PHONY: build run demo test bench install clean completions man
 
 build:
 	@swift build
@@ -121,7 +122,7 @@ install:
 	# systemd: the unit (pointing at this PREFIX), sysusers, tmpfiles.
 	install -d "$$root/usr/lib/systemd/system" "$$root/usr/lib/sysusers.d" "$$root/usr/lib/tmpfiles.d"
 	sed -e 's|^ExecStart=[^ ]*|ExecStart=$(PREFIX)/bin/tttd|' \
-	    -e 's|file:/usr/local/share/doc/|file:$(PREFIX)/share/doc/|' \
+	    -e 's|file:/usr/local/share/doc/|file:$(PREFIX)/share/doc/|g' \
 	    systemd/tttd.service > "$$root/usr/lib/systemd/system/tttd.service"
 	chmod 0644 "$$root/usr/lib/systemd/system/tttd.service"
 	install -m 0644 systemd/tttd.sysusers "$$root/usr/lib/sysusers.d/tttd.conf"
@@ -155,10 +156,13 @@ install:
 	        if [ -f "$$f" ]; then put_config "$$f" "$$root/etc/tttd/prompts/$${f##*/}"; fi
 	    done
 	fi
-	# Documentation and tttctl's shell completions.
+	# Manual pages, documentation and tttctl's shell completions.
+	install -d "$$root$(PREFIX)/share/man/man1" "$$root$(PREFIX)/share/man/man5" "$$root$(PREFIX)/share/man/man8"
+	install -m 0644 man/tttctl.1 "$$root$(PREFIX)/share/man/man1/"
+	install -m 0644 man/tttd.yaml.5 "$$root$(PREFIX)/share/man/man5/"
+	install -m 0644 man/tttd.8 "$$root$(PREFIX)/share/man/man8/"
 	install -d "$$root$(PREFIX)/share/doc/tttd"
-	install -m 0644 README.md "$$root$(PREFIX)/share/doc/tttd/"
-	if [ -f docs/operations.md ]; then install -m 0644 docs/operations.md "$$root$(PREFIX)/share/doc/tttd/"; fi
+	install -m 0644 README.md docs/*.md "$$root$(PREFIX)/share/doc/tttd/"
 	install -d "$$root$(PREFIX)/share/bash-completion/completions" \
 	    "$$root$(PREFIX)/share/zsh/site-functions" "$$root$(PREFIX)/share/fish/vendor_completions.d"
 	"$$bin/tttctl" --generate-completion-script bash > "$$root$(PREFIX)/share/bash-completion/completions/tttctl"
@@ -184,6 +188,26 @@ completions: build
 	"$$bin/tttctl" --generate-completion-script zsh > .build/completions/_tttctl
 	"$$bin/tttctl" --generate-completion-script fish > .build/completions/tttctl.fish
 	echo "completions in .build/completions/: tttctl.bash _tttctl tttctl.fish"
+
+# swift-argument-parser's generate-manual plugin writes the pages from tttctl's and tttd's command
+# definitions (debug build); man/extra/PAGE replaces its generic EXIT STATUS section with the
+# environment, files, exit status, examples and see-also that the parser cannot know.
+# man/tttd.yaml.5 is written by hand. The date is that of the last change to what the pages say.
+man:
+	@date=$$(git log -1 --format=%cs -- Sources/tttd Sources/tttctl man/extra 2>/dev/null || true)
+	[ -n "$$date" ] || date=$$(date +%F)
+	out=.build/plugins/GenerateManual/outputs
+	for page in tttctl.1 tttd.8; do
+	    tool=$${page%.*}
+	    section=$${page##*.}
+	    echo "==> swift package plugin generate-manual --section $$section ($$page)"
+	    swift package plugin generate-manual --configuration debug --date "$$date" --section "$$section" >/dev/null
+	    awk -v extra="man/extra/$$page" '
+	        /^\.Sh "?EXIT STATUS"?$$/ { while ((getline line < extra) > 0) print line; skip = 1; next }
+	        /^\.Sh / { skip = 0 }
+	        !skip' "$$out/$$tool/$$page" > "man/$$page"
+	done
+	echo "man/tttctl.1 and man/tttd.8 regenerated (man -l man/tttctl.1)"
 
 clean:
 	@scripts/pg-private stop $(TEST_PG_DIR) >/dev/null 2>&1 || true

@@ -344,7 +344,13 @@ public final class OpenAIChatAnalyzer: Analyzer {
 
     static func redact(_ text: String, apiKey: String?) -> String {
         guard let apiKey, !apiKey.isEmpty else { return text }
-        return text.replacingOccurrences(of: apiKey, with: "[redacted]")
+        let redacted = text.replacingOccurrences(of: apiKey, with: "[redacted]")
+        // A message cut to length may end with the start of the key: that part goes too.
+        for length in stride(from: min(apiKey.count - 1, redacted.count), through: 4, by: -1)
+        where redacted.hasSuffix(apiKey.prefix(length)) {
+            return redacted.dropLast(length) + "[redacted]"
+        }
+        return redacted
     }
 
     private func redact(_ text: String) -> String { Self.redact(text, apiKey: apiKey) }

@@ -6,8 +6,9 @@ import Yams
 /// Builds a `TTTConfiguration` from the file, the `TTTD_*` environment and the credentials
 /// directory. It never stops at the first problem: `tttd check-config` must list them all.
 public enum ConfigLoader {
-    /// `TTTD_*` variables that are not configuration keys (read by `tttd` itself).
-    static let reservedEnvironmentNames: Set<String> = ["TTTD_CONFIG"]
+    /// `TTTD_*` variables that are not configuration keys: the file's path (read by `tttd`) and the
+    /// ffmpeg to run (read by the transcription wiring).
+    static let reservedEnvironmentNames: Set<String> = ["TTTD_CONFIG", "TTTD_FFMPEG"]
     /// The largest configuration file read; anything bigger is a mistake.
     static let maximumFileSize = 4 << 20
 

@@ -31,8 +31,10 @@ public enum StoreError: Error, Sendable, CustomStringConvertible {
         }
         if let psql = error as? PSQLError {
             if let state = psql.serverInfo?[.sqlState] {
-                // Class 08 (connection exception), 57P0x (shutdown, cannot connect now), 53 (resources).
-                if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") {
+                // Class 08 (connection exception), 57P0x (shutdown, cannot connect now), 53 (resources),
+                // 28 (login refused: a wrong password, no such role), 3D000 (no such database).
+                if state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53") || state.hasPrefix("28")
+                    || state == "3D000" {
                     return .unavailable(psql.serverInfo?[.message] ?? state)
                 }
                 return .failed("\(psql.serverInfo?[.message] ?? "error") (SQLSTATE \(state))")

@@ -33,7 +33,11 @@ public final class ProcessSpawner: Sendable {
             throw SpawnError(description: "pipe: \(String(cString: strerror(errno)))")
         }
         let (outWrite, errWrite) = (out[1], err[1])
-        let environment = ProcessInfo.processInfo.environment.map { "\($0.key)=\($0.value)" }
+        // Not tttd's configuration: TTTD_* may carry secrets (TTTD_SECRETS_*, a password in
+        // TTTD_DATABASE_URL), and a child has no use for the credentials directory either.
+        let environment = ProcessInfo.processInfo.environment
+            .filter { !$0.key.hasPrefix("TTTD_") && $0.key != "CREDENTIALS_DIRECTORY" }
+            .map { "\($0.key)=\($0.value)" }
         let pid: pid_t = try await thread.runIfActive {
             withCStrings([executable] + arguments) { argv in
                 withCStrings(environment) { envp in ttt_spawn(executable, argv, envp, outWrite, errWrite) }

@@ -131,7 +131,8 @@ struct CheckConfig: AsyncParsableCommand {
             for problem in problems { writeError(problem) }
             throw ExitCode(1)
         }
-        print("\(options.config): OK (database \(configuration.database.url), secrets: \(configuration.secrets))")
+        // Secrets describe themselves by name only: "secrets: groq_api_key, …" or "no secrets".
+        print("\(options.config): OK (database \(configuration.database.url), \(configuration.secrets))")
         for note in notes { print("note: \(note)") }
     }
 }

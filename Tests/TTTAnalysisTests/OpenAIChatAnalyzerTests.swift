@@ -423,3 +423,12 @@ private func failure(_ analyzer: OpenAIChatAnalyzer) async -> AnalysisError? {
         #expect(schema.contains(#""cible":{"type":["string","null"],"enum":["ethnie","religion","individu","groupe social","autre",null]}"#))
     }
 }
+
+@Test("the API key is redacted from error text, also when the text was cut in the middle of it")
+func redactsTheKeyWholeOrCut() {
+    let key = "gsk_live_0123456789abcdefghij"
+    #expect(OpenAIChatAnalyzer.redact("401: invalid key \(key) given", apiKey: key) == "401: invalid key [redacted] given")
+    let cut = "401: invalid key " + key.prefix(12)
+    #expect(OpenAIChatAnalyzer.redact(cut, apiKey: key) == "401: invalid key [redacted]")
+    #expect(OpenAIChatAnalyzer.redact("nothing to hide", apiKey: key) == "nothing to hide")
+}

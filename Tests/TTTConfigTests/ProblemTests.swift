@@ -129,6 +129,7 @@ import Testing
             "TTTD_DETECTION_INTERVALL": "30s",
             "TTTD_TIKTOK_CONCURRENCY": "many",
             "TTTD_CONFIG": "/etc/tttd/tttd.yaml",
+            "TTTD_FFMPEG": "/usr/local/bin/ffmpeg",
             "TTTD_SECRETS_WEBHOOK_SECRET_NOBODY": "x",
         ]
         let (path, found) = try await problems(yaml, environment: environment)

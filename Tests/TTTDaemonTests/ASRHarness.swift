@@ -120,16 +120,18 @@ final class FaultProxy: @unchecked Sendable {
         URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/asr_faults.py").path
     }
 
-    /// Starts a proxy in front of `upstream` (a base URL without `/v1`).
-    static func start(upstream: String) async throws -> FaultProxy {
+    /// Starts a proxy in front of `upstream` (a base URL without `/v1`); with `apiKey`, transcription
+    /// requests without that bearer key are answered 401.
+    static func start(upstream: String, apiKey: String? = nil) async throws -> FaultProxy {
         let proxy = FaultProxy()
-        try await proxy.launch(upstream: upstream)
+        try await proxy.launch(upstream: upstream, apiKey: apiKey)
         return proxy
     }
 
-    private func launch(upstream: String) async throws {
+    private func launch(upstream: String, apiKey: String?) async throws {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", Self.script, "--upstream", upstream, "--listen", "127.0.0.1:0", "--watch-stdin"]
+            + (apiKey.map { ["--api-key", $0] } ?? [])
         process.standardInput = lifeline.pipe.fileHandleForReading
         process.standardOutput = stdout
         process.standardError = errors

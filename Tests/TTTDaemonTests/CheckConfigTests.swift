@@ -21,6 +21,16 @@ struct CheckConfigTests {
         #expect(result.stderr.isEmpty, "\(result)")
     }
 
+    @Test("OK names the secrets present, never their values")
+    func okNamesSecrets() async throws {
+        let (file, result) = try await checkConfig(
+            Self.validYAML, environment: ["TTTD_SECRETS_SMTP_PASSWORD": "hunter2-smtp", "TTTD_ANALYSIS_ENABLED": "false"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stdout.hasPrefix("\(file): OK (database postgresql://tttd@127.0.0.1:5432/tttd, secrets: smtp_password)"),
+                "\(result)")
+        #expect(!result.stdout.contains("hunter2"), "\(result)")
+    }
+
     @Test("a typo'd key exits 1; stderr names the file and suggests detection.interval")
     func typo() async throws {
         let (file, result) = try await checkConfig(Self.validYAML.replacingOccurrences(of: "  interval: 30s", with: "  intervall: 30s"))

@@ -124,8 +124,10 @@ final class ChatServer: Sendable {
 
     private init(server: FixtureServer) { self.server = server }
 
-    static func start() async throws -> ChatServer {
-        ChatServer(server: try await FixtureServer(script: "chat_server.py", arguments: ["--listen", "127.0.0.1:0"]))
+    /// With `apiKey`, requests without that bearer key are answered 401.
+    static func start(apiKey: String? = nil) async throws -> ChatServer {
+        ChatServer(server: try await FixtureServer(script: "chat_server.py",
+                                                   arguments: ["--listen", "127.0.0.1:0"] + (apiKey.map { ["--api-key", $0] } ?? [])))
     }
 
     /// tttd's `analysis.base_url`.
@@ -218,12 +220,14 @@ final class SMTPSinkProcess: @unchecked Sendable {
         guard result.status == 0 else { throw HarnessError("scripts/smtp-sink --setup-only failed: \(result)") }
     }
 
-    init(_ arguments: [String] = []) async throws {
+    /// `environment` adds variables (SMTP_SINK_PASSWORD for `--auth-user`).
+    init(_ arguments: [String] = [], environment: [String: String] = [:]) async throws {
         try await Self.environmentReady.value
         maildir = try TemporaryDirectory()
         process.executableURL = TestEnvironment.repoRoot.appendingPathComponent("scripts/smtp-sink")
         process.arguments = ["--listen", "127.0.0.1:0", "--maildir", maildir.path, "--tls", "none",
                              "--exit-on-stdin-eof"] + arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         process.standardInput = lifeline.pipe.fileHandleForReading
         process.standardOutput = output
         process.standardError = output

@@ -313,3 +313,12 @@ private let fasterWhisperAnswer = """
         #expect(TranscriptionError.rejected(reason: "HTTP 413: too big").description == "rejected: HTTP 413: too big")
     }
 }
+
+@Test("the API key is redacted from error text, also when the text was cut in the middle of it")
+func redactsTheKeyWholeOrCut() {
+    let key = "gsk_live_0123456789abcdefghij"
+    #expect(OpenAITranscriber.redact("401: invalid key \(key) given", apiKey: key) == "401: invalid key [redacted] given")
+    let cut = "401: invalid key " + key.prefix(12)
+    #expect(OpenAITranscriber.redact(cut, apiKey: key) == "401: invalid key [redacted]")
+    #expect(OpenAITranscriber.redact("nothing to hide", apiKey: key) == "nothing to hide")
+}

@@ -5,11 +5,14 @@ A reverse proxy in front of a real one (scripts/asr-server): the next POST .../a
 requests are answered with the failures queued through POST /_faults, exactly as OpenAI or Groq
 would answer them; the others are forwarded to the upstream. Python standard library only.
 
-    asr_faults.py --upstream http://127.0.0.1:8090 [--listen 127.0.0.1:0] [--watch-stdin]
+    asr_faults.py --upstream http://127.0.0.1:8090 [--listen 127.0.0.1:0] [--api-key KEY] [--watch-stdin]
 
 Prints its base URL (http://127.0.0.1:PORT) on stdout once it listens. With --watch-stdin it exits
 when its standard input reaches end of file: a test process keeps the write end of a pipe, so the
-proxy cannot outlive it, however it ends.
+proxy cannot outlive it, however it ends. With --api-key, a transcription request whose
+`Authorization` is not `Bearer KEY` is answered 401 invalid_api_key, the message quoting the key it
+was given in full (as a careless server might: the client must not repeat it), and counted in
+/_stats as kind "unauthorized".
 
 Control endpoints:
   POST   /_faults   a JSON list: the faults for the next transcription requests, in order
@@ -104,6 +107,14 @@ class State:
             entry = {"t": round(time.monotonic() - START, 3), "kind": kind, "status": None, "done_t": None}
             self.log.append(entry)
             return fault, entry
+
+    def unauthorized(self) -> None:
+        with self.lock:
+            self.requests += 1
+            self.faults += 1
+            self.by_kind["unauthorized"] = self.by_kind.get("unauthorized", 0) + 1
+            now = round(time.monotonic() - START, 3)
+            self.log.append({"t": now, "kind": "unauthorized", "status": 401, "done_t": now})
 
     def done(self, entry: dict, status: int | None) -> None:
         with self.lock:
@@ -217,6 +228,14 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json(200, {"queued": len(faults)})
         if not urllib.parse.urlsplit(self.path).path.endswith("/audio/transcriptions"):
             return self.forward(body)
+        expected = self.server.api_key
+        given = self.headers.get("Authorization", "")
+        if expected is not None and given != f"Bearer {expected}":
+            self.server.state.unauthorized()
+            return self.send_json(401, {"error": {
+                "message": f"Incorrect API key provided: {given.removeprefix('Bearer ')}. You can find your API key "
+                           "at https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
         fault, entry = self.server.state.take()
         status = None
         try:
@@ -286,9 +305,10 @@ class Proxy(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, listen: tuple[str, int], upstream: str) -> None:
+    def __init__(self, listen: tuple[str, int], upstream: str, api_key: str | None) -> None:
         super().__init__(listen, Handler)
         self.upstream = urllib.parse.urlsplit(upstream)
+        self.api_key = api_key
         self.state = State()
 
 
@@ -301,9 +321,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description="fault-injecting proxy for an OpenAI-compatible ASR")
     ap.add_argument("--upstream", required=True, help="base URL of the real server, e.g. http://127.0.0.1:8090")
     ap.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0))
+    ap.add_argument("--api-key", help="answer 401 to transcription requests without this bearer key")
     ap.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches end of file")
     cfg = ap.parse_args()
-    proxy = Proxy(cfg.listen, cfg.upstream)
+    proxy = Proxy(cfg.listen, cfg.upstream, cfg.api_key)
     host, port = proxy.server_address[:2]
     if cfg.watch_stdin:
         def watch() -> None:

@@ -2,11 +2,14 @@
 """chat_server.py — a local stand-in for an OpenAI-compatible chat-completions endpoint, for tttd's
 analysis tests. Python standard library only.
 
-    chat_server.py [--listen 127.0.0.1:0] [--watch-stdin]
+    chat_server.py [--listen 127.0.0.1:0] [--api-key KEY] [--watch-stdin]
 
 Prints its base URL (http://127.0.0.1:PORT) on stdout once it listens; tttd's `analysis.base_url`
 is that URL + "/v1" (any POST path ending in /chat/completions is answered). With --watch-stdin it
-exits when its standard input reaches end of file (the test process holds the write end).
+exits when its standard input reaches end of file (the test process holds the write end). With
+--api-key, a chat request whose `Authorization` is not `Bearer KEY` is answered 401 invalid_api_key,
+the message quoting the key it was given in full (as a careless server might: the client must not
+repeat it); /_requests records it with "answer": "unauthorized".
 
 By default each request is judged by a rule, like a (very simple) model would: the window to judge
 is the user message's third «TXT-<hex>» … «/TXT-<hex>» block (the first is the line that names the
@@ -292,6 +295,14 @@ class Handler(BaseHTTPRequestHandler):
             supported = set(state.supported)
             rules = {k: list(v) for k, v in state.rules.items()}
 
+        given = self.headers.get("Authorization", "")
+        if self.server.api_key is not None and given != f"Bearer {self.server.api_key}":
+            entry["answer"] = "unauthorized"
+            return self.send_json(401, {"error": {
+                "message": f"Incorrect API key provided: {given.removeprefix('Bearer ')}. You can find your API key "
+                           "at https://platform.openai.com/account/api-keys.",
+                "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+
         if format_type is not None and format_type not in supported:
             entry["answer"] = f"unsupported {format_type}"
             return self.send_json(400, {"error": {
@@ -357,9 +368,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, listen: tuple[str, int]) -> None:
+    def __init__(self, listen: tuple[str, int], api_key: str | None) -> None:
         super().__init__(listen, Handler)
         self.state = State()
+        self.api_key = api_key
 
 
 def parse_listen(text: str) -> tuple[str, int]:
@@ -370,9 +382,10 @@ def parse_listen(text: str) -> tuple[str, int]:
 def main() -> int:
     ap = argparse.ArgumentParser(description="a scripted OpenAI-compatible chat-completions server")
     ap.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 0))
+    ap.add_argument("--api-key", help="answer 401 to chat requests without this bearer key")
     ap.add_argument("--watch-stdin", action="store_true", help="exit when stdin reaches end of file")
     cfg = ap.parse_args()
-    server = Server(cfg.listen)
+    server = Server(cfg.listen, cfg.api_key)
     host, port = server.server_address[:2]
     if cfg.watch_stdin:
         def watch() -> None:
