@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
@@ -36,6 +37,11 @@ let package = Package(
 
         // Domain: value types and rules shared by everything (usernames, roles, accounts).
         .target(name: "TTTDomain", swiftSettings: strict),
+        // Metrics: the catalogue of what tttd exports (names, help, buckets) and the request metrics
+        // the ASR and LLM clients share; recorded through swift-metrics, exported by the daemon.
+        .target(name: "TTTMetrics", dependencies: [
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         // Configuration: YAML file + TTTD_* environment + credentials directory, validated.
         .target(name: "TTTConfig", dependencies: [
             "TTTDomain",
@@ -87,9 +93,10 @@ let package = Package(
         ], swiftSettings: strict),
         // Detection: the request budget per egress, the claim queue, and the detection service.
         .target(name: "TTTDetection", dependencies: [
-            "TTTDomain", "TTTStore", "TTTTikTok",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Transcription: ffmpeg capture, voice-activity windows, the OpenAI-compatible ASR client,
         // the hallucination filter, and the supervised pipeline per live.
