@@ -101,13 +101,14 @@ let package = Package(
         // Transcription: ffmpeg capture, voice-activity windows, the OpenAI-compatible ASR client,
         // the hallucination filter, and the supervised pipeline per live.
         .target(name: "TTTTranscription", dependencies: [
-            "TTTDomain", "TTTStore", "TTTTikTok", "CShims",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok", "CShims",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Analysis: the prompt template, the OpenAI-compatible chat analyzer with structured-output
         // fallbacks, lenient parsing and strict validation of verdicts, and the risk score.
