@@ -113,13 +113,14 @@ let package = Package(
         // Analysis: the prompt template, the OpenAI-compatible chat analyzer with structured-output
         // fallbacks, lenient parsing and strict validation of verdicts, and the risk score.
         .target(name: "TTTAnalysis", dependencies: [
-            "TTTDomain",
+            "TTTDomain", "TTTMetrics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Alerts: e-mail through libcurl and Standard Webhooks, the channels an alert is delivered on.
         .target(name: "TTTAlerts", dependencies: [
@@ -134,10 +135,11 @@ let package = Package(
         // Moderation: windows judged as they come (budget, backlog, cache), alerts with evidence,
         // and the delivery of events to e-mail and webhooks (the outbox worker).
         .target(name: "TTTModeration", dependencies: [
-            "TTTDomain", "TTTStore", "TTTAnalysis", "TTTAlerts",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTAnalysis", "TTTAlerts",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [
