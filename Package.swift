@@ -25,6 +25,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
@@ -68,14 +69,17 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "CShims",
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "TTTMetrics", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
 
         .executableTarget(name: "tttd", dependencies: [
