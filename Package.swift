@@ -24,6 +24,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C: libsystemd (sd_notify, sd_journal_sendv) and the few declarations Glibc hides.
@@ -36,6 +38,11 @@ let package = Package(
 
         // Domain: value types and rules shared by everything (usernames, roles, accounts).
         .target(name: "TTTDomain", swiftSettings: strict),
+        // Metrics: the catalogue of what tttd exports (names, help, buckets) and the request metrics
+        // the ASR and LLM clients share; recorded through swift-metrics, exported by the daemon.
+        .target(name: "TTTMetrics", dependencies: [
+            .product(name: "Metrics", package: "swift-metrics"),
+        ], swiftSettings: strict),
         // Configuration: YAML file + TTTD_* environment + credentials directory, validated.
         .target(name: "TTTConfig", dependencies: [
             "TTTDomain",
@@ -62,14 +69,17 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "CShims",
+            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "TTTMetrics", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ], swiftSettings: strict),
 
         .executableTarget(name: "tttd", dependencies: [
@@ -87,31 +97,34 @@ let package = Package(
         ], swiftSettings: strict),
         // Detection: the request budget per egress, the claim queue, and the detection service.
         .target(name: "TTTDetection", dependencies: [
-            "TTTDomain", "TTTStore", "TTTTikTok",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Transcription: ffmpeg capture, voice-activity windows, the OpenAI-compatible ASR client,
         // the hallucination filter, and the supervised pipeline per live.
         .target(name: "TTTTranscription", dependencies: [
-            "TTTDomain", "TTTStore", "TTTTikTok", "CShims",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok", "CShims",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Analysis: the prompt template, the OpenAI-compatible chat analyzer with structured-output
         // fallbacks, lenient parsing and strict validation of verdicts, and the risk score.
         .target(name: "TTTAnalysis", dependencies: [
-            "TTTDomain",
+            "TTTDomain", "TTTMetrics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // Alerts: e-mail through libcurl and Standard Webhooks, the channels an alert is delivered on.
         .target(name: "TTTAlerts", dependencies: [
@@ -126,10 +139,11 @@ let package = Package(
         // Moderation: windows judged as they come (budget, backlog, cache), alerts with evidence,
         // and the delivery of events to e-mail and webhooks (the outbox worker).
         .target(name: "TTTModeration", dependencies: [
-            "TTTDomain", "TTTStore", "TTTAnalysis", "TTTAlerts",
+            "TTTDomain", "TTTMetrics", "TTTStore", "TTTAnalysis", "TTTAlerts",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [

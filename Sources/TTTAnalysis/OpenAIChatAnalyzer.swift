@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 import TTTDomain
+import TTTMetrics
 
 /// `POST {baseURL}/chat/completions`, the contract Groq, OpenAI, Cerebras, Mistral, vLLM,
 /// llama.cpp's server and Ollama speak (ANALYSIS.md). Asks for a strict JSON schema first, falls
@@ -30,6 +31,8 @@ public final class OpenAIChatAnalyzer: Analyzer {
     /// How long to wait before retrying after a configuration error (bad key, wrong URL or
     /// model), so that windows wait for the admin instead of being lost.
     static let configurationRetry = Duration.seconds(300)
+    private let metrics = RequestMetrics(duration: TTTMetric.llmDuration, failures: TTTMetric.llmErrors,
+                                         kinds: RequestFailure.allCases)
 
     /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`; `timeout`
     /// bounds each request.
@@ -88,14 +91,17 @@ public final class OpenAIChatAnalyzer: Analyzer {
             switch reply {
             case .unsupported(let reason):
                 // Not an attempt: the same reply is asked for in a weaker format.
+                metrics.failed(.rejected)
                 guard let weaker = mode.fallback else {
                     throw .invalid(reason: reason, raw: "", attempts: attempts + 1)
                 }
                 remember(weaker, because: reason, instead: mode)
                 mode = weaker
             case .rejected(let reason, let raw):
+                metrics.failed(.rejected)
                 throw .invalid(reason: reason, raw: raw, attempts: attempts + 1)
             case .unusable(let reason, let raw):
+                metrics.failed(.invalidReply)
                 attempts += 1
                 last = (reason, raw)
                 logger.debug("analysis reply unusable", metadata: ["attempt": "\(attempts)", "reason": "\(reason)"])
@@ -110,6 +116,7 @@ public final class OpenAIChatAnalyzer: Analyzer {
                     return AnalysisOutcome(verdict: verdict, raw: raw, model: model, mode: mode, attempts: attempts,
                                            promptSHA256: prompt.sha256, milliseconds: elapsed)
                 } catch {
+                    metrics.failed(.invalidReply)
                     last = (error.reason, raw)
                     logger.debug("analysis reply invalid", metadata: ["attempt": "\(attempts)", "reason": "\(error.reason)"])
                 }
@@ -134,17 +141,31 @@ public final class OpenAIChatAnalyzer: Analyzer {
 
     private func send(_ request: HTTPClientRequest, mode: StructuredMode) async throws(AnalysisError) -> Reply {
         let status: Int, headers: HTTPHeaders, body: [UInt8]
+        // The pacer's wait is not the request's duration.
+        do { try await pacer?.wait() } catch { throw .retriable(reason: "cancelled", retryAfter: nil) }
+        let started = ContinuousClock.now
+        defer { metrics.requested(since: started) }
         do {
-            try await pacer?.wait()
             let response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(timeout.asSeconds * 1000)),
                                                   logger: logger)
             let bytes = try await response.body.collect(upTo: maxBodyBytes)
             (status, headers, body) = (Int(response.status.code), response.headers, Array(bytes.readableBytesView))
         } catch {
+            metrics.failed(Self.isTimeout(error) ? .timeout : .connection)
             throw .retriable(reason: redact(describe(error)), retryAfter: nil)
         }
-        return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
-                                  retryAfter: headers.first(name: "Retry-After"), mode: mode, apiKey: apiKey)
+        do throws(AnalysisError) {
+            return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
+                                      retryAfter: headers.first(name: "Retry-After"), mode: mode, apiKey: apiKey)
+        } catch {
+            metrics.failed(RequestFailure(status: status))
+            throw error
+        }
+    }
+
+    private static func isTimeout(_ error: any Error) -> Bool {
+        guard let error = error as? HTTPClientError else { return false }
+        return [.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .getConnectionFromPoolTimeout].contains(error)
     }
 
     private static func milliseconds(since start: ContinuousClock.Instant) -> Int {

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import Metrics
+import TTTMetrics
 import TTTStore
 import TTTDomain
 import TTTSystemd
@@ -27,6 +29,10 @@ actor StatusBoard {
     private var lastStatusLine = ""
     /// When the last refresh finished, whatever its outcome: the watchdog's sign that this loop is alive.
     private(set) var lastRefresh = ContinuousClock.now
+    /// The counts as gauges, for the metrics endpoint.
+    private let gauges = (accounts: Gauge(label: TTTMetric.accounts.name), lives: Gauge(label: TTTMetric.lives.name),
+                          analysisBacklog: Gauge(label: TTTMetric.analysisBacklog.name),
+                          deliveriesPending: Gauge(label: TTTMetric.deliveriesPending.name))
 
     init(store: Store, notifier: SystemdNotifier, logger: Logger, pipelineCount: @escaping @Sendable () -> Int = { 0 }) {
         self.pipelineCount = pipelineCount
@@ -61,6 +67,10 @@ actor StatusBoard {
     func refresh() async {
         do {
             counts = try await store.counts()
+            gauges.accounts.record(counts.accounts)
+            gauges.lives.record(counts.livesActive)
+            gauges.analysisBacklog.record(counts.analysisBacklog)
+            gauges.deliveriesPending.record(counts.deliveriesPending)
             setDatabaseState("ok")
         } catch {
             if case .unavailable(let reason) = error { setDatabaseState("unavailable: \(reason)") }

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 import TTTDomain
+import TTTMetrics
 import TTTStore
 import TTTTikTok
 
@@ -67,6 +69,7 @@ public final class DetectionService: Service, Sendable {
     /// Quiet lookup answers waiting for the next batched write (see `writeQuietAnswers`).
     let quiet = Mutex<[Store.QuietAnswer]>([])
     static let quietFlushInterval = Duration.milliseconds(250)
+    let detectionLatency = Metrics.Timer(label: TTTMetric.detectionLatency.name)
 
     public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
                 onRecorded: @escaping @Sendable (Store.Recorded, Username) async -> Void) {
@@ -116,8 +119,9 @@ public final class DetectionService: Service, Sendable {
             group.addTask { await self.heartbeat() }
             group.addTask { await self.writeQuietAnswers() }
             for (egress, pacer) in egresses {
+                let checks = CheckCounters(egress: egress.name)
                 for _ in 0..<settings.withLock({ $0.concurrency }) {
-                    group.addTask { await self.work(egress, pacer) }
+                    group.addTask { await self.work(egress, pacer, checks) }
                 }
             }
         }
@@ -168,7 +172,7 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
-    private func work(_ egress: Egress, _ pacer: EgressPacer) async {
+    private func work(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async {
         while !Task.isShuttingDownGracefully {
             let job: JobQueue.Job
             let (batch, lease, recheck) = settings.withLock { ($0.aliveBatch, $0.lease, $0.aliveRecheck) }
@@ -182,12 +186,14 @@ public final class DetectionService: Service, Sendable {
             switch job {
             case .lookUp(let account):
                 let lookup = await egress.client.lookUp(account.username)
+                checks.count(lookup)
                 await pacer.finish(block: lookup.block)
                 let observation = await observe(lookup, egress: egress, pacer: pacer)
                 if let answer = quietAnswer(observation, account) {
                     quiet.withLock { $0.append(answer) }
                 } else {
-                    await record(observation, accountID: account.id, username: account.username, fromLookup: true)
+                    await record(observation, accountID: account.id, username: account.username, fromLookup: true,
+                                 reportedStart: lookup.startedAt)
                 }
             case .checkAlive(let lives):
                 let answer = await egress.client.checkAlive(lives.map(\.roomID))
@@ -243,12 +249,17 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
-    private func record(_ observation: Observation, accountID: Int64, username: Username, fromLookup: Bool) async {
+    /// `reportedStart`: when TikTok says the live began, for the detection latency of a live this answer opens.
+    private func record(_ observation: Observation, accountID: Int64, username: Username, fromLookup: Bool,
+                        reportedStart: Date? = nil) async {
         let (confirmations, recheck) = settings.withLock { ($0.offlineConfirmations, $0.aliveRecheck) }
         do {
             if let recorded = try await store.record(
                 observation, accountID: accountID, node: nodeID, offlineConfirmations: confirmations,
                 pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup) {
+                if recorded.startedLiveID != nil, let reportedStart {
+                    detectionLatency.record(duration: .seconds(max(0, Date().timeIntervalSince(reportedStart))))
+                }
                 await onRecorded(recorded, username)
             }
         } catch {

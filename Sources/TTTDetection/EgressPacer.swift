@@ -33,6 +33,7 @@ actor EgressPacer {
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var requests = 0
     private var blocks = 0
+    private let metrics: EgressMetrics
 
     static let minimumFactor = 1.0 / 64
 
@@ -45,6 +46,7 @@ actor EgressPacer {
         self.name = name
         self.rate = rate
         self.concurrency = max(1, concurrency)
+        metrics = EgressMetrics(egress: name)
     }
 
     func setRate(_ rate: Double) { self.rate = rate }
@@ -81,6 +83,7 @@ actor EgressPacer {
             if factor < 1, now - (lastBlockAt ?? now) >= recoveryStep, now - lastRaise >= recoveryStep {
                 factor = min(1, factor * 2)
                 lastRaise = now
+                metrics.rate.record(factor)
             }
             return
         }
@@ -88,6 +91,8 @@ actor EgressPacer {
         lastBlockAt = now
         lastRaise = now
         factor = max(Self.minimumFactor, factor / 4)
+        metrics.count(block)
+        metrics.rate.record(factor)
         // Without Retry-After, wait four gaps at the new, slower rate (capped at 5 min): blocks last
         // minutes to hours, and each further block while probing cuts the rate again.
         let probe = min(baseSpacing * (4 / factor), .seconds(300))

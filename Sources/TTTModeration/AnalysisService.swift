@@ -1,9 +1,11 @@
 import Crypto
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 import TTTAnalysis
+import TTTMetrics
 import TTTStore
 
 /// The audio of a window with some context, as WAV, while the pipeline still holds it.
@@ -55,6 +57,9 @@ public final class AnalysisService: Sendable {
     let logger: Logger
     private let settings: Mutex<Settings>
     private let health = Mutex(Health(state: "ok", detail: nil, judged: 0, failed: 0, cached: 0))
+    private let analyses = (ok: AnalysisService.analysisCounter("ok"), cached: AnalysisService.analysisCounter("cached"),
+                            failed: AnalysisService.analysisCounter("failed"))
+    private let alerts = Counter(label: TTTMetric.alerts.name)
 
     public init(node: String, store: Store, analyzer: any Analyzer, pacer: RequestPacer, model: String, promptSHA256: String,
                 evidence: any EvidenceSource, settings: Settings, logger: Logger) {
@@ -108,6 +113,7 @@ public final class AnalysisService: Sendable {
                 reused.quoteVerified = Quote.isVerified(reused.citation, in: job.text)
                 await record(reused, verdict: Self.verdict(of: reused), job: job, settings: settings)
                 health.withLock { $0.cached += 1 }
+                analyses.cached.increment()
                 continue
             }
             do {
@@ -124,6 +130,7 @@ public final class AnalysisService: Sendable {
                     attempts: outcome.attempts, latencyMilliseconds: outcome.milliseconds, rawReply: outcome.raw,
                     textHash: hash)
                 await self.record(record, verdict: verdict, job: job, settings: settings)
+                analyses.ok.increment()
                 health.withLock {
                     $0.judged += 1
                     $0.state = "ok"
@@ -149,6 +156,7 @@ public final class AnalysisService: Sendable {
                                                       attempts: attempts, rawReply: raw, error: reason, textHash: hash)
                     await self.record(record, verdict: nil, job: job, settings: settings)
                     health.withLock { $0.failed += 1 }
+                    analyses.failed.increment()
                 }
             }
         }
@@ -168,6 +176,7 @@ public final class AnalysisService: Sendable {
             do {
                 let recorded = try await store.recordAnalysis(record, for: job, alert: draft)
                 if let alertID = recorded.alertID {
+                    alerts.increment()
                     logger.notice("alert", metadata: [
                         "alert_id": "\(alertID)", "live_id": "\(job.liveID)", "account": "\(job.username)",
                         "risk": "\(record.riskScore ?? 0)", "category": "\(record.category ?? "")"])
@@ -222,6 +231,10 @@ public final class AnalysisService: Sendable {
 
     static func textHash(_ text: String) -> String {
         SHA256.hash(data: Data(Quote.normalized(text).utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    private static func analysisCounter(_ outcome: String) -> Counter {
+        Counter(label: TTTMetric.analyses.name, dimensions: [("outcome", outcome)])
     }
 
     /// The verdict a cached record carries (for the alert decision).

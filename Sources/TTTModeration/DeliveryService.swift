@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 import TTTAlerts
 import TTTDomain
+import TTTMetrics
 import TTTStore
 
 /// Delivers the outbox: each pending delivery of an event goes to its channel, at least once.
@@ -16,6 +18,8 @@ public final class DeliveryService: Sendable {
     let store: Store
     let notifiers: [String: any Notifier]
     let logger: Logger
+    /// Attempts per channel by outcome: sent, retried, failed.
+    let attempts: [String: (sent: Counter, retried: Counter, failed: Counter)]
 
     public init(node: String, store: Store, notifiers: [any Notifier], logger: Logger) {
         self.node = node
@@ -24,6 +28,12 @@ public final class DeliveryService: Sendable {
         for notifier in notifiers { byChannel[notifier.channel] = notifier }
         self.notifiers = byChannel
         self.logger = logger
+        attempts = byChannel.mapValues { notifier in
+            func counter(_ outcome: String) -> Counter {
+                Counter(label: TTTMetric.deliveries.name, dimensions: [("channel", notifier.channel), ("outcome", outcome)])
+            }
+            return (counter("sent"), counter("retried"), counter("failed"))
+        }
     }
 
     public func run() async {
@@ -81,6 +91,12 @@ public final class DeliveryService: Sendable {
             case .delivered:
                 break
             }
+        }
+        let counters = attempts[delivery.channel]
+        switch outcome {
+        case .delivered: counters?.sent.increment()
+        case .retry: counters?.retried.increment()
+        case .failed: counters?.failed.increment()
         }
         var delay = Duration.milliseconds(500)
         for _ in 0..<6 {

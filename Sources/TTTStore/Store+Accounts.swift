@@ -8,11 +8,14 @@ extension Store {
         public var livesActive: Int
         /// Windows waiting for the analyzer (all nodes).
         public var analysisBacklog: Int
+        /// Deliveries not yet sent nor given up (all channels).
+        public var deliveriesPending: Int
 
-        public init(accounts: Int, livesActive: Int, analysisBacklog: Int = 0) {
+        public init(accounts: Int, livesActive: Int, analysisBacklog: Int = 0, deliveriesPending: Int = 0) {
             self.accounts = accounts
             self.livesActive = livesActive
             self.analysisBacklog = analysisBacklog
+            self.deliveriesPending = deliveriesPending
         }
     }
 
@@ -20,10 +23,12 @@ extension Store {
         try await run("counts") { client in
             let rows = try await client.query("""
                 SELECT (SELECT count(*) FROM accounts)::int8, (SELECT count(*) FROM lives WHERE status = 'live')::int8,
-                       (SELECT count(*) FROM transcripts WHERE analysis_state = 'pending')::int8
+                       (SELECT count(*) FROM transcripts WHERE analysis_state = 'pending')::int8,
+                       (SELECT count(*) FROM deliveries WHERE state = 'pending')::int8
                 """)
-            for try await (accounts, lives, pending) in rows.decode((Int64, Int64, Int64).self) {
-                return Counts(accounts: Int(accounts), livesActive: Int(lives), analysisBacklog: Int(pending))
+            for try await (accounts, lives, pending, deliveries) in rows.decode((Int64, Int64, Int64, Int64).self) {
+                return Counts(accounts: Int(accounts), livesActive: Int(lives), analysisBacklog: Int(pending),
+                              deliveriesPending: Int(deliveries))
             }
             return Counts(accounts: 0, livesActive: 0)
         }

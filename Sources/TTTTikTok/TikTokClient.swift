@@ -86,4 +86,10 @@ extension AccountLookup {
         if case .unknown(_, let block) = self { return block }
         return nil
     }
+
+    /// When the live began, as TikTok reports it (whole seconds), if the answer says.
+    public var startedAt: Date? {
+        if case .live(let room) = self { return room.startedAt }
+        return nil
+    }
 }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import TTTDomain
+import TTTMetrics
 
 /// `POST {baseURL}/audio/transcriptions`, OpenAI's contract, which Groq, OpenAI and the
 /// faster-whisper / whisper.cpp servers speak (ASR.md). One attempt per call: retrying and backing
@@ -20,6 +21,8 @@ public final class OpenAITranscriber: Transcriber {
     /// How long to wait before retrying after a configuration error (bad key, wrong URL), so that
     /// windows wait for the admin instead of being lost.
     static let configurationRetry = Duration.seconds(300)
+    private let metrics = RequestMetrics(duration: TTTMetric.asrDuration, failures: TTTMetric.asrErrors,
+                                         kinds: RequestFailure.allCases.filter { $0 != .invalidReply })
 
     /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`.
     /// `maxConnections`: HTTP/1.1 connections to the ASR at most (one request in flight per live, so
@@ -68,16 +71,29 @@ public final class OpenAITranscriber: Transcriber {
     }
 
     private func send(_ request: HTTPClientRequest) async throws(TranscriptionError) -> TranscriptionResult {
+        let started = ContinuousClock.now
+        defer { metrics.requested(since: started) }
         let status: Int, headers: HTTPHeaders, body: [UInt8]
         do {
             let response = try await http.execute(request, deadline: .now() + .milliseconds(Int64(timeout.asSeconds * 1000)), logger: logger)
             let bytes = try await response.body.collect(upTo: maxBodyBytes)
             (status, headers, body) = (Int(response.status.code), response.headers, Array(bytes.readableBytesView))
         } catch {
+            metrics.failed(Self.isTimeout(error) ? .timeout : .connection)
             throw .retriable(reason: redact(describe(error)), retryAfter: nil)
         }
-        return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
-                                  retryAfter: headers.first(name: "Retry-After"), apiKey: apiKey)
+        do throws(TranscriptionError) {
+            return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
+                                      retryAfter: headers.first(name: "Retry-After"), apiKey: apiKey)
+        } catch {
+            metrics.failed(RequestFailure(status: status))
+            throw error
+        }
+    }
+
+    private static func isTimeout(_ error: any Error) -> Bool {
+        guard let error = error as? HTTPClientError else { return false }
+        return [.deadlineExceeded, .readTimeout, .writeTimeout, .connectTimeout, .getConnectionFromPoolTimeout].contains(error)
     }
 
     private static func milliseconds(since start: ContinuousClock.Instant) -> Int {

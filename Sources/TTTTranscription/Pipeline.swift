@@ -79,6 +79,7 @@ public final class Pipeline: Sendable {
     let capture: FFmpegCapture
     let locator: any StreamLocator
     let logger: Logger
+    let metrics: TranscriptionMetrics
     private let backlog: Backlog
     private let status: Mutex<Status>
     private let audio: Mutex<PCMRing>
@@ -97,9 +98,11 @@ public final class Pipeline: Sendable {
         var knownURL: String?
     }
 
-    public init(id: Int64, claim: Store.PipelineClaim, node: String, settings: Settings, recorder: any PipelineRecorder,
-                transcriber: any Transcriber, capture: FFmpegCapture, locator: any StreamLocator, logger: Logger) {
+    init(id: Int64, claim: Store.PipelineClaim, node: String, settings: Settings, recorder: any PipelineRecorder,
+         transcriber: any Transcriber, capture: FFmpegCapture, locator: any StreamLocator, metrics: TranscriptionMetrics,
+         logger: Logger) {
         self.id = id
+        self.metrics = metrics
         self.claim = claim
         self.node = node
         self.settings = settings
@@ -164,6 +167,7 @@ public final class Pipeline: Sendable {
 
     /// Runs until stopped; records the final state.
     public func run() async {
+        metrics.pipeline(from: nil, to: "starting")
         let captureTask = Task { await captureLoop() }
         let stopAlready = status.withLock { status -> Bool in
             status.captureTask = captureTask
@@ -180,6 +184,7 @@ public final class Pipeline: Sendable {
             try? FileManager.default.removeItem(at: directory)
         }
         if stop.failed {
+            metrics.failures.increment()
             logger.error("pipeline failed", metadata: ["reason": "\(stop.reason)"])
         } else {
             logger.notice("pipeline stopped", metadata: ["reason": "\(stop.reason)"])
@@ -262,6 +267,7 @@ public final class Pipeline: Sendable {
     }
 
     private func push(_ window: PendingWindow) async {
+        metrics.backlog.increment()
         await backlog.push(window)
     }
 
@@ -276,6 +282,7 @@ public final class Pipeline: Sendable {
     private func transcribeLoop() async {
         var previousText: String?
         while let window = await backlog.next() {
+            metrics.backlog.decrement()
             var row = Store.TranscriptRow(seq: window.seq, startSeconds: window.start, endSeconds: window.end)
             var gap = 0.0
             switch window.content {
@@ -299,6 +306,7 @@ public final class Pipeline: Sendable {
                 status.gapSeconds += gap
                 return .init(audioSeconds: status.audioSeconds, gapSeconds: status.gapSeconds, windows: status.windows)
             }
+            metrics.recorded(row)
             let recorded = row
             await persist("transcript \(row.seq)") { [recorder, claim, id] () async throws(StoreError) in
                 try await recorder.recordTranscript(recorded, liveID: claim.liveID, pipelineID: id, progress: progress,
@@ -379,14 +387,17 @@ public final class Pipeline: Sendable {
     // MARK: Recording
 
     private func setState(_ state: String, reason: String?) async {
-        let changed = status.withLock { status -> Bool in
-            // A new reason for reconnecting is news; the same one again (every retry) is noise.
-            guard status.state != state || (state == "reconnecting" && status.reason != reason) else { return false }
+        // The state before, when this is news: a new state, or a new reason for reconnecting (the
+        // same one again, at every retry, is noise).
+        let previous = status.withLock { status -> String? in
+            guard status.state != state || (state == "reconnecting" && status.reason != reason) else { return nil }
+            let previous = status.state
             status.state = state
             status.reason = reason
-            return true
+            return previous
         }
-        guard changed else { return }
+        guard let previous else { return }
+        if previous != state { metrics.pipeline(from: previous, to: state) }
         let retryAfter = min(Duration.seconds(60), settings.giveUpAfter)
         await persist("state \(state)") { [recorder, claim, id, node] () async throws(StoreError) in
             try await recorder.setPipelineState(id, liveID: claim.liveID, node: node, state: state, reason: reason,

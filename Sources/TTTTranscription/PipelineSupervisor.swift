@@ -58,6 +58,7 @@ public final class PipelineSupervisor: Sendable {
     let poll: Duration
     private let settings: Mutex<Settings>
     private let running = Mutex<[Int64: Pipeline]>([:])
+    private let metrics = TranscriptionMetrics()
 
     public init(node: String, settings: Settings, dependencies: Dependencies, logger: Logger,
                 lease: Duration = .seconds(60), poll: Duration = .seconds(1)) {
@@ -180,6 +181,6 @@ public final class PipelineSupervisor: Sendable {
                                  spillDirectory: dependencies.spillDirectory, analyse: settings.analyse,
                                  giveUpAfter: settings.giveUpAfter),
                  recorder: dependencies.store, transcriber: dependencies.transcriber,
-                 capture: capture, locator: dependencies.locator, logger: logger)
+                 capture: capture, locator: dependencies.locator, metrics: metrics, logger: logger)
     }
 }

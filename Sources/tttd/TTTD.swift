@@ -50,6 +50,12 @@ struct Run: AsyncParsableCommand {
         LogBootstrap.bootstrap(identifier: "tttd", level: level)
         let logger = Logger(label: "tttd")
         umask(0o027)
+        // Before the parts are built: each makes its metrics as it is built.
+        let metrics: MetricsService?
+        do { metrics = try await MetricsService.start(configuration.metrics, logger: logger) } catch {
+            logger.critical("\(error)")
+            Foundation.exit(1)
+        }
 
         let url = configuration.database.url
         let address: Store.Endpoint.Address = url.socketPath.map { .unixSocket(path: $0) }
@@ -75,10 +81,16 @@ struct Run: AsyncParsableCommand {
         let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
                                    detection: detection.service, pipelines: transcription.supervisor,
                                    moderation: moderation, notifier: notifier, logLevel: level, logger: logger)
-        // Shut down in reverse order: the daemon's parts first, the database pool last.
+        // Shut down in reverse order: the daemon's parts first, then the metrics endpoint, the database pool last.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store.client)]
+        if let metrics {
+            services.append(.init(service: metrics, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        services.append(.init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: store.client), .init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
-                                                         failureTerminationBehavior: .gracefullyShutdownGroup)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {
