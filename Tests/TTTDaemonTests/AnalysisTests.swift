@@ -287,7 +287,9 @@ struct AnalysisTests {
         let times = try await rig.chat.requests().compactMap { $0["t"] as? Double }
         #expect(times.count == 4, "\(times)")
         let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
-        #expect(gaps.allSatisfy { $0 >= 0.95 }, "60 requests a minute, yet gaps of \(gaps) s")
+        // Arrival times at the server: a loaded machine may delay one request's arrival by tens of
+        // milliseconds, shortening the next gap; without the pacer the retries would be milliseconds apart.
+        #expect(gaps.allSatisfy { $0 >= 0.75 }, "60 requests a minute, yet gaps of \(gaps) s")
         #expect(try await rig.daemon.stop() == 0)
     }
 
