@@ -41,6 +41,8 @@ public final class OpenAIChatAnalyzer: Analyzer {
         self.pacer = pacer
         let milliseconds = max(1, Int64(timeout.asSeconds * 1000))
         var configuration = HTTPClient.Configuration()
+        // No tracer is set up in tttd: without this, each request still builds a no-op span (~5 % of a check's CPU).
+        configuration.tracing.tracer = nil
         configuration.timeout = .init(connect: .milliseconds(min(10_000, milliseconds)), read: .milliseconds(milliseconds))
         // A redirected POST would lose its body; a redirect means the base URL needs fixing.
         configuration.redirectConfiguration = .disallow

@@ -33,6 +33,8 @@ public final class HTTPTikTokClient: TikTokClient {
     /// `proxy` is an `http://host:port` URL, or nil for the direct connection.
     public init(endpoints: Endpoints, proxy: String?, session: String?, timeout: Duration = .seconds(10), logger: Logger) {
         var configuration = HTTPClient.Configuration()
+        // No tracer is set up in tttd: without this, each request still builds a no-op span (~5 % of a check's CPU).
+        configuration.tracing.tracer = nil
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(timeout.components.seconds)))
         configuration.redirectConfiguration = .follow(max: 3, allowCycles: false)
         configuration.decompression = .enabled(limit: .ratio(50))
