@@ -14,7 +14,7 @@ public struct Windower: Sendable {
     static let speechMargin: Float = 12          // dB above the floor: speech, not a steady background
     static let minimumSpeechFrames = 15          // 300 ms of speech makes a window worth sending
     static let longPause = 10                    // 200 ms: a pause between sentences
-    static let speechContext = 6                 // 120 ms kept around speech sent to the ASR
+    static let speechContext = 4                 // 80 ms kept around speech sent to the ASR
 
     private let targetFrames: Int
     private let minFrames: Int
@@ -138,7 +138,7 @@ public struct Windower: Sendable {
         return window
     }
 
-    /// The speech of a window, for the ASR: its frames above the speech threshold with 120 ms of
+    /// The speech of a window, for the ASR: its frames above the speech threshold with 80 ms of
     /// context on each side, the longer pauses between them left out. Whisper hears the same
     /// words, and the audio sent (and paid for) is the speech, not the live's silences. The window
     /// itself, its place on the timeline and the audio kept for evidence are not changed.

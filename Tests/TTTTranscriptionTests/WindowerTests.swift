@@ -252,7 +252,7 @@ struct SpeechOnlyTests {
         (0..<Int(seconds * 16_000)).map { Int16(sin(Double($0) * 2 * .pi * 440 / 16_000) * 6000) }
     }
 
-    @Test("long pauses are left out, 120 ms of context is kept around speech, and a window of speech is unchanged")
+    @Test("long pauses are left out, 80 ms of context is kept around speech, and a window of speech is unchanged")
     func pausesLeftOut() {
         var windower = Windower(target: .seconds(15))
         // Let the floor learn digital silence, then speech, a 5 s pause, speech.
@@ -260,7 +260,7 @@ struct SpeechOnlyTests {
         let samples = Self.tone(seconds: 2) + [Int16](repeating: 0, count: 16_000 * 5) + Self.tone(seconds: 2)
         let speech = windower.speechOnly(samples)
         let kept = Double(speech.count) / 16_000
-        #expect(abs(kept - (4 + 0.24)) < 0.05, "2 s + 2 s of speech and 120 ms on each inner side; kept \(kept) s")
+        #expect(abs(kept - (4 + 0.16)) < 0.05, "2 s + 2 s of speech and 80 ms on each inner side; kept \(kept) s")
         let continuous = Self.tone(seconds: 3)
         #expect(windower.speechOnly(continuous) == continuous)
     }

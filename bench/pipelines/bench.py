@@ -1280,7 +1280,7 @@ def load_table(results):
         share = g["speech"] / max(1e-9, g["streamed"])
         cells.append(f"{sent:.1%} vs speech share {share:.1%} {ok(sent <= share + 0.05)}")
     row("audio sent to the ASR ÷ audio streamed", "≤ speech share + 5 %", cells)
-    row("… of which speech / pauses; speech inside windows judged silent (never sent)", "—",
+    row("voiced windows: speech / pauses in them; speech inside windows judged silent (never sent)", "—",
         [f"{sum(l['voiced_speech_s'] for l in r['per_live']):.0f} s / "
          f"{sum(l['voiced_s'] - l['voiced_speech_s'] for l in r['per_live']):.0f} s; "
          f"{sum(l['silent_speech_s'] for l in r['per_live']):.1f} s" for r in results])
@@ -1329,8 +1329,9 @@ def wer_table(r):
                  ok(covered / streamed >= 0.995)))
     voiced = sum(l["voiced_s"] for l in r["lives"])
     speech = sum(l["speech_share"] * l["streamed_s"] for l in r["lives"])
-    rows.append(("audio sent ÷ audio streamed", f"{voiced / streamed:.1%} vs speech share {speech / streamed:.1%}",
-                 "≤ speech share + 5 %", ok(voiced / streamed <= speech / streamed + 0.05)))
+    # The real ASR does not say how much audio it received: phase A's stand-in measures the audio sent.
+    rows.append(("voiced windows ÷ audio streamed (tttd sends their speech only: see phase A for the audio sent)",
+                 f"{voiced / streamed:.1%} vs speech share {speech / streamed:.1%}", "—", ""))
     rows.append(("… of which speech / pauses; speech inside windows judged silent",
                  f"{sum(l['voiced_speech_s'] for l in r['lives']):.1f} s / "
                  f"{sum(l['voiced_s'] - l['voiced_speech_s'] for l in r['lives']):.1f} s; "
@@ -1407,15 +1408,15 @@ def report(a):
         parts.append("")
         parts.append(load_table(loads))
         parts.append("")
-        sent = sum(l["voiced_s"] for r in loads for l in r["per_live"] if "voiced_speech_s" in l)
+        voiced = sum(l["voiced_s"] for r in loads for l in r["per_live"] if "voiced_speech_s" in l)
         pauses = sum(l["voiced_s"] - l["voiced_speech_s"] for r in loads for l in r["per_live"] if "voiced_speech_s" in l)
-        if sent and pauses / sent > 0.05:
+        received = sum(r["asr"]["audio_s"] for r in loads)
+        if voiced and pauses / voiced > 0.05:
             parts.append(
-                f"Of the {sent:,.0f} s of audio sent in phase A, {pauses:,.0f} s ({pauses / sent:.0%}) were pauses "
-                "between sentences: tttd sends a window whole as soon as it holds 300 ms of voice, and it cuts "
-                "windows only once they reach `transcription.window` (at a pause) or twice that, so a silence becomes "
-                "a silent window — never sent — only when a whole window of at least `transcription.window` fits in "
-                "it, which a silence shorter than twice that length rarely allows (file A's 20 s silence is sent).")
+                f"Voiced windows (a window holding 300 ms of voice) held {voiced:,.0f} s of audio in phase A, "
+                f"{pauses:,.0f} s ({pauses / voiced:.0%}) of it pauses between sentences; of each, tttd sends the "
+                f"speech with a little context around it, and the pauses longer than that context are left out: "
+                f"the stand-in received {received:,.0f} s.")
             parts.append("")
         lost = [x for r in loads for l in r["per_live"] for x in l.get("silent_with_speech", [])]
         if lost:
