@@ -164,7 +164,11 @@ let package = Package(
 
         .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
-        .testTarget(name: "TTTControlTests", dependencies: ["TTTControl"]),
+        .testTarget(name: "TTTControlTests", dependencies: [
+            "TTTControl",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
         .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
         .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),

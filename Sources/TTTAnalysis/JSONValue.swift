@@ -114,6 +114,9 @@ enum JSONValue: Sendable, Equatable {
 
     static func parse(_ data: Data) -> JSONValue? {
         if let value = try? JSONDecoder().decode(JSONValue.self, from: data) { return value }
+        // Foundation's JSON5 scanner traps (a fatal error, not a thrown one) on some invalid UTF-8
+        // after a `{`, e.g. the bytes 7B FB FF FF 01 04 (fuzz-llm): a body that is not UTF-8 is not JSON.
+        guard String(validating: data, as: UTF8.self) != nil else { return nil }
         let lenient = JSONDecoder()
         lenient.allowsJSON5 = true
         return try? lenient.decode(JSONValue.self, from: data)

@@ -17,6 +17,27 @@ public enum ConfigLoader {
     public static func load(
         path: String, environment: [String: String] = ProcessInfo.processInfo.environment
     ) async throws(ConfigProblems) -> TTTConfiguration {
+        var credentials = Credentials.none
+        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
+            do {
+                credentials = .read(try await DirectoryFilesProvider(directoryPath: FilePath(directory)))
+            } catch {
+                credentials = .unreadable(directory)
+            }
+        }
+        return try load(path: path, environment: environment, credentials: credentials)
+    }
+
+    /// The directory systemd hands the secrets in (`CREDENTIALS_DIRECTORY`): the one part read
+    /// asynchronously, first.
+    enum Credentials {
+        case none
+        case read(DirectoryFilesProvider)
+        case unreadable(String)
+    }
+
+    /// `load(path:environment:)` once the credentials directory is read.
+    static func load(path: String, environment: [String: String], credentials: Credentials) throws(ConfigProblems) -> TTTConfiguration {
         var problems = ProblemCollector()
 
         // The file. When it cannot be read or parsed, the environment is still checked, but not
@@ -101,22 +122,23 @@ public enum ConfigLoader {
         }
 
         // Secrets last: they need the webhook names and the database URL.
-        var credentials: DirectoryFilesProvider?
-        if let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty {
-            do {
-                credentials = try await DirectoryFilesProvider(directoryPath: FilePath(directory))
-            } catch {
-                values.problems.add(
-                    ConfigProblem(source: "credentials", key: "CREDENTIALS_DIRECTORY",
-                                  message: "cannot read the directory \(directory)"),
-                    rank: .init(group: 3))
-            }
+        var credentialFiles: DirectoryFilesProvider?
+        switch credentials {
+        case .none:
+            break
+        case .read(let provider):
+            credentialFiles = provider
+        case .unreadable(let directory):
+            values.problems.add(
+                ConfigProblem(source: "credentials", key: "CREDENTIALS_DIRECTORY",
+                              message: "cannot read the directory \(directory)"),
+                rank: .init(group: 3))
         }
         let inlineSecrets = Dictionary(
             rawWebhooks.compactMap { raw in raw.name.flatMap { name in raw.secret.map { (name, $0) } } },
             uniquingKeysWith: { first, _ in first })
         let secrets = SecretReader(
-            credentials: credentials, environment: environmentProvider,
+            credentials: credentialFiles, environment: environmentProvider,
             webhookSecrets: inlineSecrets, file: fileProvider
         ).secrets(databaseURL: databaseURL, webhookNames: webhookNames)
         for index in webhooks.indices {

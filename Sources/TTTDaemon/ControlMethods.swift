@@ -33,14 +33,14 @@ struct ControlMethods: Sendable {
             let params = try decode(AccountsRemoveParams.self, data, decoder)
             return try encode(try await removeAccounts(params, peer: peer), id: id, encoder: encoder)
         case .accountsList:
-            let params = try decodeOptional(AccountsListParams.self, data, decoder) ?? AccountsListParams()
+            let params = try RPC.params(AccountsListParams.self, from: data, decoder: decoder) ?? AccountsListParams()
             let accounts = try await storeCall { try await store.listAccounts(label: params.label) }
             return try encode(accounts.map(AccountInfo.init), id: id, encoder: encoder)
         case .accountsImport:
             let params = try decode(AccountsImportParams.self, data, decoder)
             return try encode(try await importAccounts(params, peer: peer), id: id, encoder: encoder)
         case .livesList:
-            let params = try decodeOptional(LivesListParams.self, data, decoder) ?? LivesListParams()
+            let params = try RPC.params(LivesListParams.self, from: data, decoder: decoder) ?? LivesListParams()
             let username = try params.username.map { raw in
                 do { return try Username(validating: raw).value } catch { throw ControlError(.invalidUsername, "\(error)") }
             }
@@ -69,7 +69,7 @@ struct ControlMethods: Sendable {
             logger.notice("pipeline stop requested", metadata: ["pipeline_id": "\(params.id)", "by": "\(peer.name)"])
             return try encode(PipelinesStopResult(id: params.id, stopping: true), id: id, encoder: encoder)
         case .alertsList:
-            let params = try decodeOptional(AlertsListParams.self, data, decoder) ?? AlertsListParams()
+            let params = try RPC.params(AlertsListParams.self, from: data, decoder: decoder) ?? AlertsListParams()
             let limit = min(max(params.limit ?? 100, 1), 10_000)
             let alerts = try await storeCall { try await store.alerts(unackedOnly: params.unacked, limit: limit) }
             return try encode(try alerts.map { try decoder.decode(JSONValue.self, from: Data($0.utf8)) }, id: id, encoder: encoder)
@@ -252,28 +252,10 @@ struct ControlMethods: Sendable {
     }
 
     private func decode<P: Decodable>(_ type: P.Type, _ data: Data, _ decoder: JSONDecoder) throws -> P {
-        guard let params = try decodeOptional(type, data, decoder) else {
+        guard let params = try RPC.params(type, from: data, decoder: decoder) else {
             throw ControlError(.invalidParams, "missing \"params\"")
         }
         return params
-    }
-
-    private func decodeOptional<P: Decodable>(_ type: P.Type, _ data: Data, _ decoder: JSONDecoder) throws -> P? {
-        do { return try decoder.decode(RPCParams<P>.self, from: data).params } catch {
-            throw ControlError(.invalidParams, "invalid params: \(Self.describe(error))")
-        }
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        guard let decoding = error as? DecodingError else { return "\(error)" }
-        switch decoding {
-        case .keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
-        case .typeMismatch(let type, let context):
-            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")) should be \(type)"
-        case .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "\(context.codingPath.map(\.stringValue).joined(separator: ".")): \(context.debugDescription)"
-        @unknown default: return "\(decoding)"
-        }
     }
 
     private func encode<R: Encodable>(_ result: R, id: RPCID, encoder: JSONEncoder) throws -> Data {

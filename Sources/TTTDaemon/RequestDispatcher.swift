@@ -29,17 +29,26 @@ struct RequestDispatcher {
     }
 
     func outcome(of frame: RequestFrame) async -> Outcome {
-        if case .line(let buffer) = frame, let follow = await followRequest(buffer) { return follow }
-        return (await reply(to: frame)).map(Outcome.reply) ?? .silent
+        guard case .line(let buffer) = frame else {
+            return .reply(failure(.null, ControlError(.requestTooLarge, "request larger than \(RPC.maxRequestBytes / 1024) KiB")))
+        }
+        let data = Data(buffer.readableBytesView)
+        switch RPC.decodeRequest(data, decoder: decoder) {
+        case .blank:
+            return .silent
+        case .failed(let id, let error):
+            return id.map { .reply(failure($0, error)) } ?? .silent
+        case .request(let id?, .follow) where peer.role != nil:
+            return await follow(data, id: id)
+        case .request(let id, let method):
+            return (await reply(data, id: id, method: method)).map(Outcome.reply) ?? .silent
+        }
     }
 
     /// Handles `follow` here: unlike the other methods it takes over the connection.
-    private func followRequest(_ buffer: ByteBuffer) async -> Outcome? {
-        let data = Data(buffer.readableBytesView)
-        guard let envelope = try? decoder.decode(RPCEnvelope.self, from: data), envelope.jsonrpc == "2.0",
-              envelope.method == ControlMethod.follow.rawValue, peer.role != nil, let id = envelope.id else { return nil }
+    private func follow(_ data: Data, id: RPCID) async -> Outcome {
         do {
-            guard let params = try decoder.decode(RPCParams<FollowParams>.self, from: data).params else {
+            guard let params = try RPC.params(FollowParams.self, from: data, decoder: decoder) else {
                 return .reply(failure(id, ControlError(.invalidParams, "missing \"params\"")))
             }
             var names = [String]()
@@ -55,41 +64,19 @@ struct RequestDispatcher {
             var reply = try encoder.encode(RPCSuccess(id: id, result: FollowResult(following: names.sorted(), all: params.all)))
             reply.append(UInt8(ascii: "\n"))
             return .follow(reply: reply, subscriptionID: subscriptionID, subscription: subscription)
+        } catch let error as ControlError {
+            return .reply(failure(id, error))
         } catch let error as StoreError {
             return .reply(failure(id, ControlError(.databaseUnavailable, "the database is unavailable (\(error)); try again when it is back")))
         } catch {
-            return .reply(failure(id, ControlError(.invalidParams, "invalid params: \(error)")))
+            return .reply(failure(id, ControlError(.internalError, "internal error: \(error)")))
         }
     }
 
-    /// The reply to send, or nil for a JSON-RPC notification (a request without an id).
-    func reply(to frame: RequestFrame) async -> Data? {
-        guard case .line(let buffer) = frame else {
-            return failure(.null, ControlError(.requestTooLarge, "request larger than \(RPC.maxRequestBytes / 1024) KiB"))
-        }
-        let data = Data(buffer.readableBytesView)
-        if data.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }) { return nil }
-        // JSON is UTF-8; Foundation's decoder would let some invalid bytes through inside strings.
-        guard String(validating: data, as: UTF8.self) != nil else {
-            return failure(.null, ControlError(.parseError, "not a JSON-RPC request: invalid UTF-8"))
-        }
-        let envelope: RPCEnvelope
-        do { envelope = try decoder.decode(RPCEnvelope.self, from: data) } catch {
-            // Valid JSON that is not a request object is an invalid request, not a parse error.
-            if (try? decoder.decode(JSONValue.self, from: data)) != nil {
-                return failure(.null, ControlError(.invalidRequest, "a request is a JSON object with \"jsonrpc\": \"2.0\" and a \"method\""))
-            }
-            return failure(.null, ControlError(.parseError, "not a JSON-RPC request: \(Self.reason(error))"))
-        }
-        let id = envelope.id ?? .null
-        guard envelope.jsonrpc == "2.0", let name = envelope.method else {
-            return failure(id, ControlError(.invalidRequest, "a request needs \"jsonrpc\": \"2.0\" and a \"method\""))
-        }
-        // A notification (no id) is never answered, not even with an error (JSON-RPC 2.0 §4.1).
-        let isNotification = envelope.id == nil
-        guard let method = ControlMethod(rawValue: name) else {
-            return isNotification ? nil : failure(id, ControlError(.methodNotFound, "unknown method \"\(name.prefix(64))\""))
-        }
+    /// The reply to a request for `method`, or nil for a JSON-RPC notification (no id).
+    private func reply(_ data: Data, id requestID: RPCID?, method: ControlMethod) async -> Data? {
+        let isNotification = requestID == nil
+        let id = requestID ?? .null
         guard let role = peer.role else {
             let groups = methods.roles.current
             return isNotification ? nil : failure(id, ControlError(.forbidden,
@@ -105,7 +92,7 @@ struct RequestDispatcher {
         } catch let error as ControlError {
             return isNotification ? nil : failure(id, error)
         } catch {
-            logger.error("control request failed", metadata: ["method": "\(name)", "error": "\(error)"])
+            logger.error("control request failed", metadata: ["method": "\(method.rawValue)", "error": "\(error)"])
             return isNotification ? nil : failure(id, ControlError(.internalError, "internal error: \(error)"))
         }
     }
@@ -115,17 +102,5 @@ struct RequestDispatcher {
         var data = (try? encoder.encode(RPCFailure(id: id, error: error))) ?? Data()
         data.append(UInt8(ascii: "\n"))
         return data
-    }
-
-    private static func reason(_ error: any Error) -> String {
-        if let decoding = error as? DecodingError {
-            switch decoding {
-            case .dataCorrupted(let context): return context.underlyingError.map { "\($0)" } ?? context.debugDescription
-            case .keyNotFound(let key, _): return "missing \"\(key.stringValue)\""
-            case .typeMismatch(_, let context), .valueNotFound(_, let context): return context.debugDescription
-            @unknown default: return "\(decoding)"
-            }
-        }
-        return "\(error)"
     }
 }

@@ -412,6 +412,26 @@ private func failure(_ analyzer: OpenAIChatAnalyzer) async -> AnalysisError? {
         #expect(OpenAIChatAnalyzer.parseRetryAfter("soon") == nil)
     }
 
+    /// Found by fuzz-llm (Fuzz/corpus/llm/crash-json5-invalid-utf8): Foundation's JSON5 fallback trapped
+    /// on these bytes, so a server answering them would have stopped tttd.
+    @Test func aBodyThatIsNotUTF8IsMalformedNotACrash() {
+        let body: [UInt8] = [0x7B, 0xFB, 0xFF, 0xFF, 0x01, 0x04]
+        #expect(JSONValue.parse(Data(body)) == nil)
+        do throws(AnalysisError) {
+            _ = try OpenAIChatAnalyzer.interpret(status: 200, body: body, contentType: "application/json", retryAfter: nil,
+                                                 mode: .jsonSchema, apiKey: key)
+            Issue.record("a body that is not UTF-8 was read")
+        } catch {
+            guard case .retriable(let reason, nil) = error, reason.hasPrefix("malformed JSON: ") else {
+                Issue.record("not a retriable malformed body: \(error)"); return
+            }
+        }
+        guard case .rejected = try? OpenAIChatAnalyzer.interpret(status: 400, body: body, contentType: nil, retryAfter: nil,
+                                                                  mode: .plain, apiKey: key) else {
+            Issue.record("a 400 with a body that is not UTF-8 is not rejected"); return
+        }
+    }
+
     @Test func requestBodyKeepsTheSchemaOrder() {
         let rendered = RenderedPrompt(system: "S \"quoted\"\n", user: "U «TXT-1»", open: "«TXT-1»", close: "«/TXT-1»")
         let plain = OpenAIChatAnalyzer.requestBody(model: "m", temperature: 0, prompt: rendered, mode: .plain)

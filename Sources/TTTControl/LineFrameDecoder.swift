@@ -1,7 +1,7 @@
 import NIOCore
 
 /// One request line, or the fact that a line was too long to keep.
-enum RequestFrame: Sendable {
+public enum RequestFrame: Sendable {
     case line(ByteBuffer)
     case tooLarge
 }
@@ -9,16 +9,16 @@ enum RequestFrame: Sendable {
 /// Splits the stream on `\n` like NIO's LineBasedFrameDecoder, but never buffers more than `maxLength`
 /// bytes: a longer line is reported once as `.tooLarge` and skipped up to its newline, so a client
 /// that sends 200 KB without a newline costs 64 KiB of memory and still gets an answer.
-struct LineFrameDecoder: ByteToMessageDecoder {
-    typealias InboundOut = RequestFrame
+public struct LineFrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = RequestFrame
 
-    let maxLength: Int
+    public let maxLength: Int
     private var discarding = false
     private var scanned = 0
 
-    init(maxLength: Int) { self.maxLength = maxLength }
+    public init(maxLength: Int) { self.maxLength = maxLength }
 
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         let view = buffer.readableBytesView
         let start = view.startIndex + scanned
         if let newline = view[start...].firstIndex(of: UInt8(ascii: "\n")) {
@@ -54,7 +54,7 @@ struct LineFrameDecoder: ByteToMessageDecoder {
         return .needMoreData
     }
 
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
         while try decode(context: context, buffer: &buffer) == .continue {}
         // A half line before EOF is not a request (the client gave up mid-way): drop it.
         buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
