@@ -83,7 +83,9 @@ import Testing
             process.interrupt()  // SIGINT, handled like SIGTERM
             let status = await exited.stream.first { _ in true }
             #expect(status == 0)
-            #expect(start.duration(to: .now) < .seconds(5))
+            // An open stream must not hold the shutdown up (a graceful shutdown waiting on it would
+            // never end); the bound is a hang guard, not a speed target, on a loaded machine.
+            #expect(start.duration(to: .now) < .seconds(60))
         }
     }
 
