@@ -217,7 +217,7 @@ struct AnalysisTests {
         try await rig.insertWindows(live, texts)
 
         var waiting = ""
-        try await eventually("tttctl status says analysis is waiting", timeout: 20) {
+        try await eventually("tttctl status says analysis is waiting", timeout: 60) {
             waiting = try await rig.status()["analysis"] as? String ?? ""
             return waiting.hasPrefix("waiting")
         }
@@ -229,7 +229,7 @@ struct AnalysisTests {
         try await rig.waitForAnalysis(live, seq: 0)
         try await rig.waitForAnalysis(live, seq: 1)
         try await rig.waitForAlert(live, seq: 0)
-        try await eventually("status ok with no backlog", timeout: 20) {
+        try await eventually("status ok with no backlog", timeout: 60) {
             let status = try await rig.status()
             return status["analysis"] as? String == "ok" && status["analysis_backlog"] as? Int == 0
         }
@@ -253,7 +253,7 @@ struct AnalysisTests {
         try await rig.chat.script([["kind": "hang_reset", "seconds": 600]])
         let live = try await rig.insertLive("adama.ouattara")
         try await rig.insertWindows(live, ["Tuez-les tous, ces gens-là."])
-        try await eventually("the window sent to the model", timeout: 20) { try await rig.chat.requests().count == 1 }
+        try await eventually("the window sent to the model", timeout: 60) { try await rig.chat.requests().count == 1 }
         rig.daemon.signal(SIGKILL)
         #expect(try await rig.daemon.waitForExit(timeout: 10) == 128 + SIGKILL)
 
@@ -564,7 +564,9 @@ struct EvidenceTests {
         #expect(manifest["exported_by"] as? String == "ttt-test-admin", "\(manifest)")
 
         try await sim.endLive("sim0")
-        try await follow.waitForState("stopped", liveID: liveID, timeout: 60)
+        // The end is confirmed by two offline answers, then the pipeline drains its backlog through the
+        // real ASR: on a loaded machine that takes minutes; the deadline only guards against a hang.
+        try await follow.waitForState("stopped", liveID: liveID, timeout: 180)
         #expect(try await daemon.stop() == 0)
     }
 }
