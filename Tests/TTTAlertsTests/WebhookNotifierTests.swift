@@ -60,10 +60,12 @@ private func verify(id: String?, timestamp: String?, signatures: String?, body: 
     }
 }
 
-/// A real webhook receiver on a free port of 127.0.0.1 (Hummingbird), for the duration of `test`.
-/// With a secret it refuses (401) a request whose signature does not verify.
+/// A real webhook receiver on a free port of 127.0.0.1 (Hummingbird), for the duration of `test`,
+/// and an HTTP client of its own configured as the daemon's (a shared client's pooled connection
+/// to an earlier test's receiver, on a port the system hands out again, could take this request).
+/// With a secret the receiver refuses (401) a request whose signature does not verify.
 private func withReceiver(secret: String? = secret, _ script: [Answer] = [],
-                          _ test: (_ url: String, _ receiver: Receiver) async throws -> Void) async throws {
+                          _ test: (_ url: String, _ receiver: Receiver, _ client: HTTPClient) async throws -> Void) async throws {
     let receiver = Receiver(script: script)
     let router = Router()
     router.post("hooks/tttd") { request, _ -> Response in
@@ -95,7 +97,14 @@ private func withReceiver(secret: String? = secret, _ script: [Answer] = [],
         var iterator = ports.makeAsyncIterator()
         let port = try #require(await iterator.next())
         defer { group.cancelAll() }
-        try await test("http://127.0.0.1:\(port)/hooks/tttd", receiver)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: WebhookNotifier.httpClientConfiguration)
+        do {
+            try await test("http://127.0.0.1:\(port)/hooks/tttd", receiver, client)
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
     }
 }
 
@@ -114,10 +123,11 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
 
 @Suite struct WebhookNotifierTests {
     @Test func deliversTheEventSignedWithTheStandardHeaders() async throws {
-        try await withReceiver { url, receiver in
-            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: .shared)
+        try await withReceiver { url, receiver, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
             #expect(notifier.channel == "webhook:ops")
-            #expect(await attempt(notifier) == nil)
+            let error = await attempt(notifier)
+            #expect(error == nil, "\(String(describing: error))")
             let deliveries = await receiver.deliveries
             try #require(deliveries.count == 1)
             let delivery = deliveries[0]
@@ -132,15 +142,16 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     }
 
     @Test func aServerErrorIsRetriableAndTheRetryKeepsTheWebhookID() async throws {
-        try await withReceiver([Answer(status: .internalServerError, body: "database down")]) { url, receiver in
-            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: .shared)
+        try await withReceiver([Answer(status: .internalServerError, body: "database down")]) { url, receiver, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
             let first = await attempt(notifier)
             guard case .retriable(let reason, let retryAfter)? = first else {
                 Issue.record("expected retriable, got \(String(describing: first))"); return
             }
             #expect(reason.contains("500") && reason.contains("database down") && reason.contains("webhook ops"))
             #expect(retryAfter == nil)
-            #expect(await attempt(notifier) == nil)
+            let error = await attempt(notifier)
+            #expect(error == nil, "\(String(describing: error))")
             let deliveries = await receiver.deliveries
             #expect(deliveries.count == 2)
             #expect(deliveries.allSatisfy { $0.verified && $0.id == "dlv_01HQ-42-webhook-ops" && $0.body == event })
@@ -148,8 +159,8 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     }
 
     @Test func tooManyRequestsHonoursRetryAfter() async throws {
-        try await withReceiver([Answer(status: .tooManyRequests, headers: [HTTPField.Name("Retry-After")!: "7"])]) { url, _ in
-            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: .shared)
+        try await withReceiver([Answer(status: .tooManyRequests, headers: [HTTPField.Name("Retry-After")!: "7"])]) { url, _, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
             let error = await attempt(notifier)
             guard case .retriable(let reason, let retryAfter)? = error else {
                 Issue.record("expected retriable, got \(String(describing: error))"); return
@@ -170,8 +181,8 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     @Test(arguments: [(HTTPResponse.Status.gone, false), (.badRequest, false), (.notFound, false), (.unauthorized, false),
                       (.requestTimeout, true), (.badGateway, true), (.serviceUnavailable, true)])
     func statusesAreClassified(status: HTTPResponse.Status, retriable: Bool) async throws {
-        try await withReceiver([Answer(status: status, body: "{\"error\":\"endpoint \(status.code)\"}")]) { url, receiver in
-            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: .shared)
+        try await withReceiver([Answer(status: status, body: "{\"error\":\"endpoint \(status.code)\"}")]) { url, receiver, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
             let error = try #require(await attempt(notifier))
             #expect(error.isRetriable == retriable, "\(status.code): \(error)")
             #expect(error.reason.contains("\(status.code)"))
@@ -190,18 +201,19 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     }
 
     @Test func aSlowReceiverTimesOutAndIsRetriable() async throws {
-        try await withReceiver([Answer(delay: .seconds(3))]) { url, _ in
-            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: .shared, timeout: .milliseconds(400))
+        try await withReceiver([Answer(delay: .seconds(3))]) { url, _, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client, timeout: .milliseconds(400))
             let error = try #require(await attempt(notifier))
             #expect(error.isRetriable, "\(error)")
         }
     }
 
     @Test func withoutASecretTheEventIsDeliveredUnsigned() async throws {
-        try await withReceiver(secret: nil) { url, receiver in
-            let notifier = WebhookNotifier(name: "open", url: url, secret: nil, httpClient: .shared)
+        try await withReceiver(secret: nil) { url, receiver, client in
+            let notifier = WebhookNotifier(name: "open", url: url, secret: nil, httpClient: client)
             #expect(!notifier.isSigned)
-            #expect(await attempt(notifier) == nil)
+            let error = await attempt(notifier)
+            #expect(error == nil, "\(String(describing: error))")
             let delivery = try #require(await receiver.deliveries.first)
             #expect(delivery.signature == nil)
             #expect(delivery.id == "dlv_01HQ-42-webhook-ops" && delivery.timestamp != nil && delivery.body == event)
@@ -209,8 +221,8 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     }
 
     @Test func anUnusableSecretOrURLIsPermanentAndSendsNothing() async throws {
-        try await withReceiver { url, receiver in
-            let badSecret = WebhookNotifier(name: "ops", url: url, secret: "whsec_***not base64***", httpClient: .shared)
+        try await withReceiver { url, receiver, client in
+            let badSecret = WebhookNotifier(name: "ops", url: url, secret: "whsec_***not base64***", httpClient: client)
             let error = try #require(await attempt(badSecret))
             #expect(!error.isRetriable)
             #expect(!error.reason.contains("not base64***"))
@@ -228,18 +240,11 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
     }
 
     @Test func aRedirectIsNotFollowedWithTheRecommendedClient() async throws {
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: WebhookNotifier.httpClientConfiguration)
-        do {
-            try await withReceiver([Answer(status: .found, headers: [HTTPField.Name("Location")!: "/elsewhere"])]) { url, receiver in
-                let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
-                let error = try #require(await attempt(notifier))
-                #expect(!error.isRetriable && error.reason.contains("302"), "\(error)")
-                #expect(await receiver.deliveries.count == 1)
-            }
-        } catch {
-            try await client.shutdown()
-            throw error
+        try await withReceiver([Answer(status: .found, headers: [HTTPField.Name("Location")!: "/elsewhere"])]) { url, receiver, client in
+            let notifier = WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client)
+            let error = try #require(await attempt(notifier))
+            #expect(!error.isRetriable && error.reason.contains("302"), "\(error)")
+            #expect(await receiver.deliveries.count == 1)
         }
-        try await client.shutdown()
     }
 }
