@@ -6,6 +6,8 @@
 #   make demo          the same against tttsim (a TikTok emulator) playing a scripted evening of lives
 #   make test          every test (what .ci/run runs)
 #   make bench         every bench/*/run
+#   make fuzz          libFuzzer on each parser of untrusted input, FUZZ_SECONDS each (scripts/fuzz)
+#   make fuzz-ci       each fuzz target briefly, on the committed corpus (what .ci/run runs after the tests)
 #   make install       release build, installed under $(DESTDIR)$(PREFIX) with the systemd files
 #   make completions   tttctl's bash/zsh/fish completions into .build/completions/
 #   make man           regenerate man/tttctl.1 and man/tttd.8 from the commands (commit the result)
@@ -30,8 +32,10 @@ RUN_PG_DIR ?= .run/pg
 RUN_PG_PORT ?= 54329
 TEST_PG_DIR ?= .run/test-pg
 TEST_PG_PORT ?= 54330
+# Seconds of `make fuzz` per target.
+FUZZ_SECONDS ?= 300
 
-.PHONY: build run demo test bench install clean completions man
+.PHONY: build run demo test bench fuzz fuzz-ci install clean completions man
 
 build:
 	@swift build
@@ -111,6 +115,12 @@ bench:
 	    if [ -x "$$r" ]; then "$$r"; else bash "$$r"; fi
 	done
 	[ "$$found" = 1 ] || echo "no benchmarks in bench/ yet"
+
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz
+
+fuzz-ci:
+	@scripts/fuzz --ci
 
 install:
 	@echo "==> scripts/release-build (swift build -c release, the Swift runtime linked statically)"

@@ -202,3 +202,34 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (Fuzz/, `make fuzz`): libFuzzer entry points over the parsers of untrusted input.
+// Declared only when scripts/fuzz builds them, so that `swift build` and `make test` neither build
+// nor link them. Only tttd's own modules are instrumented (coverage for libFuzzer, ASan): the
+// dependencies keep their ordinary build, so the fuzz build after `make test` recompiles tttd's
+// modules and none of the dependencies'. -enable-testing: the targets call the internal parsers
+// (@testable import) exactly as the daemon does, in release builds too.
+if Context.environment["TTTD_FUZZ"] == "1" {
+    let instrumented: SwiftSetting = .unsafeFlags(["-sanitize=fuzzer,address", "-enable-testing"])
+    for target in package.targets where target.name.hasPrefix("TTT") && target.type == .regular {
+        target.swiftSettings = (target.swiftSettings ?? []) + [instrumented]
+    }
+    package.targets += [
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/Sources/CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"], path: "Fuzz/Sources/FuzzSupport"),
+    ]
+    let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
+        ("control", ["TTTControl", "TTTDomain", .product(name: "NIOCore", package: "swift-nio"),
+                     .product(name: "NIOEmbedded", package: "swift-nio")]),
+        ("tiktok", ["TTTTikTok"]),
+        ("asr", ["TTTTranscription"]),
+        ("llm", ["TTTAnalysis"]),
+        ("config", ["TTTConfig"]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(
+            name: "fuzz-\(name)", dependencies: ["FuzzSupport"] + dependencies, path: "Fuzz/Sources/\(name)",
+            swiftSettings: [instrumented, .unsafeFlags(["-parse-as-library"])],
+            linkerSettings: [.unsafeFlags(["-sanitize=fuzzer,address", "-use-ld=lld"])]))
+    }
+}
