@@ -5,7 +5,7 @@
 #                      TTTD_DATABASE_URL is set, then tttd in the foreground on etc/tttd/dev.yaml
 #   make demo          the same against tttsim (a TikTok emulator) playing a scripted evening of lives
 #   make test          every test (what .ci/run runs)
-#   make bench         every bench/*/run
+#   make bench         every bench/*/run but the soak (bench/soak/run, hours)
 #   make fuzz          libFuzzer on each parser of untrusted input, FUZZ_SECONDS each (scripts/fuzz)
 #   make fuzz-ci       each fuzz target briefly, on the committed corpus (what .ci/run runs after the tests)
 #   make install       release build, installed under $(DESTDIR)$(PREFIX) with the systemd files
@@ -110,6 +110,8 @@ bench:
 	@shopt -s nullglob
 	found=0
 	for r in bench/*/run; do
+	    # The soak runs for hours: on its own (bench/soak/run).
+	    [ "$$r" != bench/soak/run ] || continue
 	    found=1
 	    echo "== $$r"
 	    if [ -x "$$r" ]; then "$$r"; else bash "$$r"; fi
