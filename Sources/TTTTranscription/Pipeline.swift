@@ -94,6 +94,8 @@ public final class Pipeline: Sendable {
         var reason: String?
         var stop: Stop?
         var captureTask: Task<Void, Never>?
+        /// The capture ended for good: what remains is transcribing the backlog.
+        var captureEnded = false
         /// The stream URL detection last stored for the live (it refreshes it on each lookup).
         var knownURL: String?
     }
@@ -153,6 +155,10 @@ public final class Pipeline: Sendable {
 
     private var stopRequest: Stop? { status.withLock { $0.stop } }
 
+    /// Whether ffmpeg still runs (or will run again) for this pipeline. A pipeline that only drains
+    /// its backlog (its live ended) holds no capture slot: `max_pipelines` counts captures.
+    public var isCapturing: Bool { status.withLock { !$0.captureEnded } }
+
     /// The live's stream URL as the database has it now; used when ffmpeg is restarted.
     public func streamURLChanged(_ url: String?) {
         guard let url else { return }
@@ -176,6 +182,7 @@ public final class Pipeline: Sendable {
         if stopAlready { captureTask.cancel() }
         async let transcribing: Void = transcribeLoop()
         await captureTask.value
+        status.withLock { $0.captureEnded = true }
         await backlog.close()
         await transcribing
         let stop = stopRequest ?? Stop(reason: "capture ended", drain: true)

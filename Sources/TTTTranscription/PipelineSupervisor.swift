@@ -5,10 +5,11 @@ import Synchronization
 import TTTDomain
 import TTTStore
 
-/// Runs one pipeline per open live, up to `maxPipelines` on this node. Lives are claimed with
-/// leases (several nodes may share the database); a live that ends, an admin's stop, or a lease
-/// taken over by another node stops its pipeline. A live refused for capacity is announced once and
-/// gets a pipeline as soon as a slot frees.
+/// Runs one pipeline per open live, up to `maxPipelines` capturing on this node. Lives are claimed
+/// with leases (several nodes may share the database); a live that ends, an admin's stop, or a
+/// lease taken over by another node stops its pipeline. A pipeline still transcribing an ended
+/// live's last windows holds no slot, so a slow ASR cannot keep new lives from being captured. A
+/// live refused for capacity is announced once and gets a pipeline as soon as a slot frees.
 public final class PipelineSupervisor: Sendable {
     public struct Settings: Sendable, Equatable {
         public var enabled: Bool
@@ -156,7 +157,7 @@ public final class PipelineSupervisor: Sendable {
                 try await store.announceRefusals(reason: "not started: ffmpeg was not found in PATH")
                 return
             }
-            let free = settings.maxPipelines - current.count
+            let free = settings.maxPipelines - current.values.filter(\.isCapturing).count
             if free <= 0 {
                 try await store.announceRefusals(reason:
                     "not started: transcription.max_pipelines (\(settings.maxPipelines)) pipelines already run on this node")

@@ -158,7 +158,13 @@ final class FaultProxy: @unchecked Sendable {
         guard result.status == 0 else { throw HarnessError("cannot queue faults: \(result)") }
     }
 
-    /// `GET /_stats`: requests, faults, forwarded, queued, by_kind, log.
+    /// `POST /_release`: the held requests (and the holds still queued) go through.
+    func release() async throws {
+        let result = try await runCommand("/usr/bin/curl", ["-sf", "-X", "POST", baseURL + "/_release"])
+        guard result.status == 0 else { throw HarnessError("cannot release the held requests: \(result)") }
+    }
+
+    /// `GET /_stats`: requests, faults, forwarded, queued, held, by_kind, log.
     func stats() async throws -> [String: Any] {
         let result = try await runCommand("/usr/bin/curl", ["-sf", baseURL + "/_stats"])
         guard result.status == 0, let object = try result.json() as? [String: Any] else {

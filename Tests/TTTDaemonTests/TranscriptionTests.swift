@@ -522,6 +522,43 @@ struct TranscriptionTests {
         #expect(try await rig.daemon.stop() == 0)
     }
 
+    @Test("a live that ended while its windows wait for a slow ASR holds no max_pipelines slot: the next live is captured at once, the ended one is transcribed to its end")
+    func drainingHoldsNoSlot() async throws {
+        let asr = try await ASRServer.shared.url()
+        let proxy = try await FaultProxy.start(upstream: asr)
+        // The ASR holds every request until released (a retry after tttd's timeout is held again).
+        try await proxy.queue("[" + Array(repeating: #"{"hold":true}"#, count: 12).joined(separator: ",") + "]")
+        let speech = try await TestAudio.speech()
+        let rig = try await Rig(asr: proxy.baseURL, accounts: 2, maxPipelines: 1)
+        let first = try await rig.goLive("sim0", audio: speech)
+        try await rig.follow.waitForState("capturing", liveID: first)
+        try await eventually("a window of the first live waits at the ASR", timeout: 60) {
+            (try await proxy.stats())["held"] as? Int ?? 0 >= 1
+        }
+        try await rig.sim.endLive("sim0")
+        try await rig.follow.wait("live_ended of sim0") {
+            $0["type"] as? String == "live_ended" && $0["live_id"] as? Int == first
+        }
+
+        let second = try await rig.goLive("sim1", audio: speech)
+        try await rig.follow.waitForState("capturing", liveID: second)
+        #expect(!rig.follow.events("pipeline_state", liveID: second).contains { $0["state"] as? String == "failed" },
+                "refused: \(rig.follow.events("pipeline_state", liveID: second))")
+        // The first pipeline is still there, transcribing what it cut before the live ended.
+        #expect(!rig.follow.events("pipeline_state", liveID: first).contains { $0["state"] as? String == "stopped" })
+        let running = try await rig.pipelines()
+        #expect(Set(running.compactMap { $0["live_id"] as? Int }) == [first, second], "\(running)")
+
+        try await proxy.release()
+        let stopped = try await rig.follow.waitForState("stopped", liveID: first, timeout: 180)
+        #expect(stopped.event["reason"] as? String == "live ended", "\(stopped.event)")
+        let transcripts = try await rig.transcripts(first)
+        Self.expectTiling(transcripts)
+        #expect(!transcripts.contains { Self.flags($0).contains("skipped") }, "windows lost: \(transcripts)")
+        #expect(Self.text(transcripts).contains("fox"), "\(Self.text(transcripts))")
+        #expect(try await rig.daemon.stop() == 0)
+    }
+
     @Test("a stream that never gives audio: the pipeline gives up after transcription.give_up_after (failed, one pipeline_failed delivery per live and hour), the live is tried again and captured once the stream is back")
     func captureGivesUp() async throws {
         let asr = try await ASRServer.shared.url()

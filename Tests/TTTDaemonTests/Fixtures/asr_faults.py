@@ -26,9 +26,12 @@ Control endpoints:
                       {"timeout_s": 2}                   no answer: the connection is reset after 2 s
                       {"reset": true}                    the connection is reset at once
                       {"forward": true}                  forwarded as usual (spaces out faults)
+                      {"hold": true}                     forwarded once POST /_release is called
+                                                         (at once if it was, since the last /_faults)
                     Any entry may add "delay_s": seconds to wait before acting.
+  POST   /_release  lets the held requests through, and the holds still queued
   GET    /_faults   the faults still queued
-  GET    /_stats    {"requests", "faults", "forwarded", "queued", "by_kind": {...},
+  GET    /_stats    {"requests", "faults", "forwarded", "queued", "held" (waiting now), "by_kind": {...},
                      "log": [{"t", "done_t", "kind", "status"}]}  (t: seconds since the proxy started,
                      when the request arrived; done_t: when it was answered)
   DELETE /_stats    resets the counters and the log
@@ -84,6 +87,8 @@ class State:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.queue: list[dict] = []
+        self.released = threading.Event()
+        self.held = 0
         self.reset_stats()
 
     def reset_stats(self) -> None:
@@ -124,13 +129,15 @@ class State:
     def stats(self) -> dict:
         with self.lock:
             return {"requests": self.requests, "faults": self.faults, "forwarded": self.forwarded,
-                    "queued": len(self.queue), "by_kind": dict(self.by_kind),
+                    "queued": len(self.queue), "held": self.held, "by_kind": dict(self.by_kind),
                     "log": [dict(e) for e in self.log]}
 
 
 def kind_of(fault: dict | None) -> str:
     if fault is None or fault.get("forward"):
         return "forward"
+    if fault.get("hold"):
+        return "hold"
     if fault.get("timeout_s") is not None:
         return "timeout"
     if fault.get("reset"):
@@ -225,7 +232,12 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(400, {"error": {"message": str(e), "type": "invalid_request_error"}})
             with self.server.state.lock:
                 self.server.state.queue = faults
+                self.server.state.released = threading.Event()
             return self.send_json(200, {"queued": len(faults)})
+        if self.path == "/_release":
+            with self.server.state.lock:
+                self.server.state.released.set()
+            return self.send_json(200, {"ok": True})
         if not urllib.parse.urlsplit(self.path).path.endswith("/audio/transcriptions"):
             return self.forward(body)
         expected = self.server.api_key
@@ -250,6 +262,17 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "forward":
             return self.forward(body)
         assert fault is not None
+        if kind == "hold":
+            state = self.server.state
+            with state.lock:
+                released = state.released
+                state.held += 1
+            try:
+                released.wait()
+            finally:
+                with state.lock:
+                    state.held -= 1
+            return self.forward(body)
         if kind == "timeout":
             time.sleep(float(fault["timeout_s"]))
             self.reset_connection()
