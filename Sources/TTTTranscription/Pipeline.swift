@@ -347,7 +347,7 @@ public final class Pipeline: Sendable {
             }
             let began = ContinuousClock.now
             do {
-                let result = try await transcriber.transcribe(request)
+                guard let result = try await transcribeUnlessHurried(request) else { continue }
                 let asr = Int(((ContinuousClock.now - began).asSeconds * 1000).rounded())
                 status.withLock { status in
                     status.asrTimes.append(asr)
@@ -380,6 +380,29 @@ public final class Pipeline: Sendable {
                 }
             }
         }
+    }
+
+    /// The ASR's answer, or nil when a stop that does not drain (tttd stopping) comes first: the
+    /// request is then cancelled rather than awaited for up to the ASR's timeout, which would keep
+    /// tttd from stopping within systemd's TimeoutStopSec.
+    private func transcribeUnlessHurried(_ request: TranscriptionRequest) async throws(TranscriptionError) -> TranscriptionResult? {
+        let first = await withTaskGroup(of: Result<TranscriptionResult, TranscriptionError>?.self) { group in
+            group.addTask { [transcriber] in
+                do throws(TranscriptionError) { return .success(try await transcriber.transcribe(request)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                while !Task.isCancelled {
+                    if let stop = self.stopRequest, !stop.drain { return nil }
+                    try? await Task.sleep(for: .milliseconds(200))
+                }
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let first else { return nil }
+        return try first.get()
     }
 
     /// Waits, cut short when a non-draining stop arrives (tttd stopping).

@@ -559,6 +559,27 @@ struct TranscriptionTests {
         #expect(try await rig.daemon.stop() == 0)
     }
 
+    @Test("SIGTERM while the ASR holds a window: tttd cancels the request and exits well within systemd's TimeoutStopSec (60 s), not after the ASR's 60 s timeout; the window is recorded as not transcribed")
+    func stoppingCancelsTheASRRequest() async throws {
+        let asr = try await ASRServer.shared.url()
+        let proxy = try await FaultProxy.start(upstream: asr)
+        try await proxy.queue("[" + Array(repeating: #"{"hold":true}"#, count: 12).joined(separator: ",") + "]")
+        let speech = try await TestAudio.speech()
+        let rig = try await Rig(asr: proxy.baseURL)
+        let liveID = try await rig.goLive("sim0", audio: speech)
+        try await rig.follow.waitForState("capturing", liveID: liveID)
+        try await eventually("a window waits at the ASR", timeout: 60) {
+            (try await proxy.stats())["held"] as? Int ?? 0 >= 1
+        }
+        rig.daemon.signal(SIGTERM)
+        // A hang guard below the ASR's timeout: waiting for the held answer would take 60 s.
+        #expect(try await rig.daemon.waitForExit(timeout: 45) == 0)
+        let skipped = try await rig.database.psql(
+            "SELECT count(*) FROM transcripts WHERE live_id = \(liveID) AND skipped AND reason LIKE '%tttd stopping%'")
+        #expect((Int(skipped) ?? 0) >= 1, "windows recorded as not transcribed: \(skipped)")
+        try await proxy.release()
+    }
+
     @Test("a stream that never gives audio: the pipeline gives up after transcription.give_up_after (failed, one pipeline_failed delivery per live and hour), the live is tried again and captured once the stream is back")
     func captureGivesUp() async throws {
         let asr = try await ASRServer.shared.url()
