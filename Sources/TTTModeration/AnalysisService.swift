@@ -117,7 +117,10 @@ public final class AnalysisService: Sendable {
                 continue
             }
             do {
-                let outcome = try await analyzer.analyze(AnalysisRequest(transcript: job.text, context: Self.context(for: job)))
+                // tttd stopping cancels the request rather than awaiting the model's answer (up to
+                // its timeout, times its attempts); the window goes back to the queue.
+                let request = AnalysisRequest(transcript: job.text, context: Self.context(for: job))
+                let outcome = try await cancelWhenGracefulShutdown { [analyzer] in try await analyzer.analyze(request) }
                 retryDelay = .seconds(2)
                 let score = RiskScore.score(outcome.verdict, weights: settings.weights)
                 let verdict = outcome.verdict
@@ -137,6 +140,10 @@ public final class AnalysisService: Sendable {
                     $0.detail = nil
                 }
             } catch {
+                guard let error = error as? AnalysisError, !Task.isShuttingDownGracefully else {
+                    try? await store.releaseAnalysis(transcriptID: job.transcriptID, node: node)
+                    return
+                }
                 switch error {
                 case let .retriable(reason, retryAfter):
                     let wait = max(retryAfter ?? retryDelay, retryDelay)

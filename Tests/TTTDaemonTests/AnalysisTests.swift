@@ -277,6 +277,23 @@ struct AnalysisTests {
         #expect(try await restarted.stop() == 0)
     }
 
+    @Test("SIGTERM while a window is with the model: tttd cancels the request and exits well within systemd's TimeoutStopSec (60 s); the window goes back to the queue, unjudged, for any node")
+    func stoppingCancelsTheModelRequest() async throws {
+        let rig = try await ModerationRig()
+        try await rig.chat.script([["kind": "hang_reset", "seconds": 600]])
+        let live = try await rig.insertLive("adama.ouattara")
+        try await rig.insertWindows(live, ["Tuez-les tous, ces gens-là."])
+        try await eventually("the window sent to the model", timeout: 60) { try await rig.chat.requests().count == 1 }
+        rig.daemon.signal(SIGTERM)
+        // A hang guard below the model's timeout: waiting for the answer would take 60 s or more.
+        #expect(try await rig.daemon.waitForExit(timeout: 45) == 0)
+        let window = try await rig.database.psql("""
+            SELECT analysis_state, coalesce(analysis_owner, 'none'), (SELECT count(*) FROM analyses WHERE live_id = \(live))
+            FROM transcripts WHERE live_id = \(live) AND seq = 0
+            """)
+        #expect(window == "pending|none|0", "the window: \(window)")
+    }
+
     @Test("the request budget spaces every request, the retries of an invalid reply included")
     func budgetCoversRetries() async throws {
         let rig = try await ModerationRig(requestsPerMinute: 60)
