@@ -172,16 +172,20 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
+    /// One worker of an egress. A graceful shutdown cancels the loop wherever it waits (a request
+    /// in flight ends as unknown, its account checked again when its lease ends). One watch for the
+    /// whole loop: a watch per wait costs a task group and two tasks per check.
     private func work(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async {
-        while !Task.isShuttingDownGracefully {
-            let job: JobQueue.Job
+        try? await cancelWhenGracefulShutdown { try await self.checkLoop(egress, pacer, checks) }
+    }
+
+    private func checkLoop(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async throws {
+        while !Task.isCancelled {
             let (batch, lease, recheck) = settings.withLock { ($0.aliveBatch, $0.lease, $0.aliveRecheck) }
-            let queue = self.queue
-            do { job = try await cancelWhenGracefulShutdown { try await queue.next(aliveBatch: batch, lease: lease, aliveRecheck: recheck) } }
-            catch { return }
-            do { try await cancelWhenGracefulShutdown { try await pacer.acquire() } } catch {
+            let job = try await queue.next(aliveBatch: batch, lease: lease, aliveRecheck: recheck)
+            do { try await pacer.acquire() } catch {
                 await queue.giveBack(job)
-                return
+                throw error
             }
             switch job {
             case .lookUp(let account):

@@ -221,7 +221,9 @@ struct DetectionTests {
         let killedAt = try await database.psql("SELECT now()")
         let follow = try FollowProcess(socket: a.socketPath, arguments: ["--all"])
         _ = try await sim.goLive("sim7")
-        let started = try await follow.next("live_started", timeout: 60)
+        // A hang guard (the survivor takes b's accounts within its leases, 5 s, and checks each
+        // within its round, ~15 s): a run of the whole suite on a loaded machine missed 60 s once.
+        let started = try await follow.next("live_started", timeout: 150)
         #expect(started["username"] as? String == "sim7")
         // Two rounds of the survivor later, every account was checked since the kill: b's leases (5 s) ran out.
         let seen = try await sim.requests(to: "/api-live/user/room/")

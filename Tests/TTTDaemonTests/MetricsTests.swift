@@ -174,12 +174,14 @@ func httpStatus(_ method: String, port: Int, path: String) async throws -> Int {
 }
 
 /// A listening TCP socket on 127.0.0.1, on a port the kernel chose; closed when the value goes away.
+/// Close-on-exec: a tttd that another test starts meanwhile must not inherit it (it would then
+/// seem to listen on this port, and keep it bound).
 final class TCPListener: @unchecked Sendable {
     let fd: Int32
     let port: Int
 
     init() throws {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket failed") }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
