@@ -211,7 +211,9 @@ struct AnalysisTests {
     @Test("an unavailable model only delays: the window waits, status says so, then every window is judged in order", arguments: Outage.allCases)
     func outageDelays(_ outage: Outage) async throws {
         let rig = try await ModerationRig()
-        try await rig.chat.script([outage.behaviour])
+        // The retry is answered 15 s late: "waiting" lasts until then, long enough to be seen by
+        // polling on a loaded machine (it lasted the 2–3 s of the retry delay, and was missed).
+        try await rig.chat.script([outage.behaviour, ["kind": "rule", "delay_s": 15]])
         let live = try await rig.insertLive("boukary.zongo")
         let texts = ["Tuez-les tous, ces gens-là.", "Bonsoir, on continue le live."]
         try await rig.insertWindows(live, texts)

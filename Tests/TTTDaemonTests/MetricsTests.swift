@@ -22,8 +22,11 @@ struct MetricsTests {
         let database = try await TestDatabase.create()
         let port = try freeTCPPort()
         let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, port: port))
+        let parentHad = try listeningTCPPorts(of: getpid())
         try await daemon.start()
-        #expect(try ownListeningTCPPorts(of: daemon.pid) == [port])
+        let tttdPorts = try listeningTCPPorts(of: daemon.pid), ownPorts = try listeningTCPPorts(of: getpid())
+        #expect(try ownListeningTCPPorts(of: daemon.pid, parentHad: parentHad) == [port],
+                "tttd: \(tttdPorts), this process before: \(parentHad), now: \(ownPorts)")
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
         let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["sim0"])
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 1)
@@ -72,10 +75,11 @@ struct MetricsTests {
         try await sim.start()
         let database = try await TestDatabase.create()
         let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
+        let parentHad = try listeningTCPPorts(of: getpid())
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 1)
-        #expect(try ownListeningTCPPorts(of: daemon.pid).isEmpty)
+        #expect(try ownListeningTCPPorts(of: daemon.pid, parentHad: parentHad).isEmpty)
         #expect(try await daemon.stop() == 0)
     }
 
@@ -206,13 +210,14 @@ final class TCPListener: @unchecked Sendable {
 /// A port that was free a moment ago (the kernel's choice for a socket closed since).
 func freeTCPPort() throws -> Int { try TCPListener().port }
 
-/// The TCP ports a process listens on: its sockets (from /proc/PID/fd) in LISTEN state in /proc/net/tcp{,6}.
 /// The TCP ports tttd listens on itself: not the listening sockets it inherited from this test
-/// process (other suites run servers in it while tttd is spawned).
-func ownListeningTCPPorts(of pid: Int32) throws -> Set<Int> {
-    try listeningTCPPorts(of: pid).subtracting(listeningTCPPorts(of: getpid()))
+/// process, where other suites run servers while tttd is spawned — those open when it was started
+/// (`parentHad`, read just before) or now; a server opened and closed in between would still count.
+func ownListeningTCPPorts(of pid: Int32, parentHad: Set<Int>) throws -> Set<Int> {
+    try listeningTCPPorts(of: pid).subtracting(parentHad).subtracting(listeningTCPPorts(of: getpid()))
 }
 
+/// The TCP ports a process listens on: its sockets (from /proc/PID/fd) in LISTEN state in /proc/net/tcp{,6}.
 func listeningTCPPorts(of pid: Int32) throws -> Set<Int> {
     let fds = "/proc/\(pid)/fd"
     var inodes = Set<String>()
@@ -224,7 +229,11 @@ func listeningTCPPorts(of pid: Int32) throws -> Set<Int> {
     }
     var ports = Set<Int>()
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        for line in try String(contentsOfFile: table, encoding: .utf8).split(separator: "\n").dropFirst() {
+        // Read to the end: String(contentsOfFile:) stops after 4 KB of a /proc file, ~27 sockets.
+        guard let handle = FileHandle(forReadingAtPath: table) else { continue }
+        defer { try? handle.close() }
+        let text = String(decoding: try handle.readToEnd() ?? Data(), as: UTF8.self)
+        for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ")
             // local_address is HEXIP:HEXPORT, st 0A is LISTEN, the inode is the tenth field.
             guard fields.count > 9, fields[3] == "0A", inodes.contains(String(fields[9])),

@@ -41,6 +41,7 @@ Control endpoints:
       {"kind": "hang_reset", "seconds": 1}          no answer, then a TCP reset
       {"kind": "malformed"}                         200, application/json, a truncated body
       {"kind": "rule"}                              the default behaviour
+                     Any behaviour may add "delay_s": seconds to wait before answering.
   GET    /_script    the behaviours still queued
   POST   /_config    {"supported_formats": ["json_schema", "json_object"], "rules": {...}}:
                      the response_format types the server accepts (others get a 400 before the
@@ -312,6 +313,8 @@ class Handler(BaseHTTPRequestHandler):
         behaviour = state.take() or {"kind": "rule"}
         kind = behaviour.get("kind", "rule")
         entry["answer"] = kind
+        if behaviour.get("delay_s"):
+            time.sleep(float(behaviour["delay_s"]))
 
         def verdict_text() -> str:
             verdict = dict(behaviour["verdict"]) if "verdict" in behaviour else judge(window, rules)
