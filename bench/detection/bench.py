@@ -52,6 +52,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from performance_doc import replace_section  # noqa: E402
+
 BOUND_S = 30.0          # accounts / (2 × budget) by construction
 ROUND_S = 2 * BOUND_S   # budget = accounts / ROUND_S
 LIVE_SHARE = 0.05       # 5 % of the accounts go live
@@ -664,17 +667,7 @@ def report(a):
     section = "\n".join(parts).rstrip("\n") + "\n"
     print(section)
     if a.doc:
-        text = (open(a.doc, encoding="utf-8").read() if os.path.exists(a.doc)
-                else "# Performance\n\nFigures measured by the benchmarks in `bench/` (`make bench`).\n")
-        out, skipping = [], False
-        for line in text.split("\n"):
-            if line.startswith("## "):
-                skipping = line.startswith("## bench/detection")
-            if not skipping:
-                out.append(line)
-        body = "\n".join(out).rstrip("\n")
-        with open(a.doc, "w", encoding="utf-8") as f:
-            f.write(body + "\n\n" + section)
+        replace_section(a.doc, "## bench/detection", section)
         log(f"written to {a.doc}")
 
 

@@ -66,6 +66,9 @@ import sys
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from performance_doc import replace_section  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(ROOT, "Tests", "TTTDaemonTests", "Fixtures")
@@ -1043,16 +1046,7 @@ def report(a):
     section = "\n".join(parts).rstrip("\n") + "\n"
     print(section)
     if a.doc:
-        text = (open(a.doc, encoding="utf-8").read() if os.path.exists(a.doc)
-                else "# Performance\n\nFigures measured by the benchmarks in `bench/` (`make bench`).\n")
-        out, skipping = [], False
-        for line in text.split("\n"):
-            if line.startswith("## "):
-                skipping = line.startswith("## bench/soak")
-            if not skipping:
-                out.append(line)
-        with open(a.doc, "w", encoding="utf-8") as f:
-            f.write("\n".join(out).rstrip("\n") + "\n\n" + section)
+        replace_section(a.doc, "## bench/soak", section)
         log(f"written to {a.doc}")
 
 
