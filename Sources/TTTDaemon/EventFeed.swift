@@ -24,6 +24,10 @@ actor EventFeed {
     private var subscribers: [Int: Subscription] = [:]
     private var nextID = 0
     private var gapSince: ContinuousClock.Instant?
+    /// `deliver` suspends on the database; a wake-up meanwhile (NOTIFY, the fallback tick) must not
+    /// read from the same cursor and hand the same events out twice. It is noted and served after.
+    private var delivering = false
+    private var wokenWhileDelivering = false
 
     init(store: Store, logger: Logger) {
         self.store = store
@@ -48,8 +52,12 @@ actor EventFeed {
 
     func subscribe(usernames: Set<String>?) async throws(StoreError) -> (Int, Subscription) {
         if !started {
-            cursor = try await store.lastEventID()
-            started = true
+            let last = try await store.lastEventID()
+            // Another first follower may have started the feed meanwhile: its cursor stands.
+            if !started {
+                cursor = last
+                started = true
+            }
         }
         let subscription = Subscription(usernames: usernames)
         nextID += 1
@@ -87,22 +95,39 @@ actor EventFeed {
         for subscription in await subscribers.values { subscription.continuation.finish() }
     }
 
-    /// Reads the events past the cursor and hands them to the followers they concern.
+    /// Reads the events past the cursor and hands them to the followers they concern, one reader
+    /// at a time.
     func deliver() async {
+        if delivering {
+            wokenWhileDelivering = true
+            return
+        }
+        delivering = true
+        defer { delivering = false }
+        repeat {
+            wokenWhileDelivering = false
+            if await deliverBatch() == .more { wokenWhileDelivering = true }
+        } while wokenWhileDelivering
+    }
+
+    private enum BatchOutcome { case caughtUp, more }
+
+    /// One read of at most 500 events past the cursor.
+    private func deliverBatch() async -> BatchOutcome {
         guard started, !subscribers.isEmpty else {
             // Nobody follows: keep the cursor at the end so a new follower starts from now.
             if started, let last = try? await store.lastEventID() { cursor = last }
-            return
+            return .caughtUp
         }
         let events: [Store.EventRecord]
-        do { events = try await store.events(after: cursor, types: nil, limit: 500) } catch { return }
+        do { events = try await store.events(after: cursor, types: nil, limit: 500) } catch { return .caughtUp }
         for event in events {
             // Ids are handed out at insert but become visible at commit: a hole may be a transaction
             // still running. Wait for it a while before passing it (a rollback leaves holes for good).
             if event.id != cursor + 1 {
                 let now = ContinuousClock.now
                 if gapSince == nil { gapSince = now }
-                if now - gapSince! < Self.gapPatience { break }
+                if now - gapSince! < Self.gapPatience { return .caughtUp }
             }
             gapSince = nil
             cursor = event.id
@@ -120,6 +145,6 @@ actor EventFeed {
                 }
             }
         }
-        if events.count == 500 { await deliver() }
+        return events.count == 500 ? .more : .caughtUp
     }
 }
