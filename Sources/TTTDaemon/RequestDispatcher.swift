@@ -61,6 +61,7 @@ struct RequestDispatcher {
                 return .reply(failure(id, ControlError(.invalidParams, "name an account or follow all")))
             }
             let (subscriptionID, subscription) = try await methods.feed.subscribe(usernames: params.all ? nil : Set(names))
+            logger.debug("follower subscribed", metadata: ["accounts": "\(params.all ? "all" : names.sorted().joined(separator: ","))"])
             var reply = try encoder.encode(RPCSuccess(id: id, result: FollowResult(following: names.sorted(), all: params.all)))
             reply.append(UInt8(ascii: "\n"))
             return .follow(reply: reply, subscriptionID: subscriptionID, subscription: subscription)

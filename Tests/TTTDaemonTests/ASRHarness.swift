@@ -37,7 +37,7 @@ private func awaitLine(containing marker: String, from handle: FileHandle, timeo
                 continuation.resume(returning: value)
             }
         }
-        DispatchQueue.global().async {
+        onOwnThread {
             var buffer = Data()
             while true {
                 let chunk = handle.availableData
@@ -53,7 +53,7 @@ private func awaitLine(containing marker: String, from handle: FileHandle, timeo
                 }
             }
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { finish(nil) }
+        onOwnThread { Thread.sleep(forTimeInterval: timeout); finish(nil) }
     }
 }
 
@@ -139,7 +139,7 @@ final class FaultProxy: @unchecked Sendable {
         try? lifeline.pipe.fileHandleForReading.close()
         let errorHandle = errors.fileHandleForReading
         let log = output
-        DispatchQueue.global().async {
+        onOwnThread {
             while true {
                 let chunk = errorHandle.availableData
                 if chunk.isEmpty { return }
@@ -247,19 +247,30 @@ extension SimProcess {
 final class EventFollower: @unchecked Sendable {
     let process = Process()
     private let output = Pipe()
+    private let errors = Pipe()
     private let condition = NSCondition()
     private var lines = [String]()
     private var ended = false
+    private var errorText = ""
 
-    init(socket: String, arguments: [String] = ["--all"]) throws {
+    /// Returns once tttd has the subscription: every event committed after that reaches it.
+    init(daemon: DaemonProcess, arguments: [String] = ["--all"]) async throws {
         process.executableURL = URL(fileURLWithPath: TestEnvironment.tttctl)
-        process.arguments = ["follow", "--json", "--socket", socket] + arguments
+        process.arguments = ["follow", "--json", "--socket", daemon.socketPath] + arguments
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors
         process.standardInput = FileHandle.nullDevice
         try process.run()
+        let errorHandle = errors.fileHandleForReading
+        onOwnThread { [weak self] in
+            while true {
+                let chunk = errorHandle.availableData
+                guard let self, !chunk.isEmpty else { return }
+                self.condition.withLock { self.errorText = String((self.errorText + String(decoding: chunk, as: UTF8.self)).suffix(4000)) }
+            }
+        }
         let handle = output.fileHandleForReading
-        DispatchQueue.global().async { [weak self] in
+        onOwnThread { [weak self] in
             var buffer = Data()
             while true {
                 let chunk = handle.availableData
@@ -279,10 +290,18 @@ final class EventFollower: @unchecked Sendable {
                 }
             }
         }
+        try await daemon.waitForFollower(pid: process.processIdentifier)
     }
 
     private static func parse(_ line: String) -> [String: Any] {
         ((try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]) ?? [:]
+    }
+
+    /// Whether `tttctl follow` is still running, and what it wrote on stderr: for failure messages.
+    var state: String {
+        let stderr = condition.withLock { errorText }
+        return "tttctl follow \(process.isRunning ? "running" : "ended (status \(process.terminationStatus))")"
+            + (stderr.isEmpty ? "" : ", stderr: \(stderr)")
     }
 
     /// Every event so far, in order.
@@ -298,7 +317,7 @@ final class EventFollower: @unchecked Sendable {
     func wait(_ what: String, from start: Int = 0, timeout: Double = 60,
               _ matches: @escaping @Sendable ([String: Any]) -> Bool) async throws -> (event: [String: Any], index: Int) {
         let index: Int? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            onOwnThread {
                 let deadline = Date().addingTimeInterval(timeout)
                 self.condition.lock()
                 defer { self.condition.unlock() }
@@ -314,7 +333,7 @@ final class EventFollower: @unchecked Sendable {
         }
         guard let index else {
             let recent = condition.withLock { lines.suffix(40) }.joined(separator: "\n")
-            throw HarnessError("no \(what) within \(timeout) s (follow \(process.isRunning ? "running" : "ended")); last events:\n\(recent)")
+            throw HarnessError("no \(what) within \(timeout) s (\(state)); last events:\n\(recent)")
         }
         return (Self.parse(condition.withLock { lines[index] }), index)
     }

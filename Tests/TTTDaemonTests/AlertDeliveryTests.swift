@@ -189,8 +189,7 @@ struct AlertDeliveryTests {
         let daemon = try DaemonProcess(database: database, extraConfig: config)
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
-        let follow = try EventFollower(socket: daemon.socketPath)
-        try await awaitFollowing(follow, database: database)
+        let follow = try await EventFollower(daemon: daemon)
 
         let room = try await sim.goLive("sim0", title: "Soirée débat à Bobo")
         let started = try await follow.wait("live_started") { $0["type"] as? String == "live_started" }

@@ -306,9 +306,11 @@ struct AnalysisTests {
         let times = try await rig.chat.requests().compactMap { $0["t"] as? Double }
         #expect(times.count == 4, "\(times)")
         let gaps = zip(times.dropFirst(), times).map { $0 - $1 }
-        // Arrival times at the server: a loaded machine may delay one request's arrival by tens of
-        // milliseconds, shortening the next gap; without the pacer the retries would be milliseconds apart.
-        #expect(gaps.allSatisfy { $0 >= 0.75 }, "60 requests a minute, yet gaps of \(gaps) s")
+        // Arrival times at the server: a loaded machine may delay one request's arrival by a few
+        // hundred milliseconds, shortening that gap and lengthening the next, but not the whole span;
+        // without the pacer the retries would be milliseconds apart.
+        #expect(gaps.allSatisfy { $0 >= 0.5 } && (times.last ?? 0) - (times.first ?? 0) >= 2.5,
+                "60 requests a minute, yet gaps of \(gaps) s")
         #expect(try await rig.daemon.stop() == 0)
     }
 
@@ -537,8 +539,7 @@ struct EvidenceTests {
         let daemon = try DaemonProcess(database: database, extraConfig: config)
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
-        let follow = try EventFollower(socket: daemon.socketPath)
-        try await awaitFollowing(follow, database: database)
+        let follow = try await EventFollower(daemon: daemon)
         _ = try await sim.goLive("sim0", audio: speech)
         let alert = try await follow.wait("an alert on the fox sentence", timeout: 120) { $0["type"] as? String == "alert" }.event
         let liveID = alert["live_id"] as? Int ?? -1

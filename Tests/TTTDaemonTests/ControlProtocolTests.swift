@@ -165,10 +165,10 @@ final class RawClient: @unchecked Sendable {
     }
 }
 
-/// Runs blocking work on a global queue and awaits it.
+/// Runs blocking work on a thread of its own and awaits it.
 func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: work()) }
+        onOwnThread { continuation.resume(returning: work()) }
     }
 }
 

@@ -35,7 +35,7 @@ struct DetectionTests {
         let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "@sim0", "@sim1"]).status == 0)
-        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["@sim0"])
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["@sim0"])
 
         let room = try await sim.goLive("sim0", title: "Bonsoir Ouaga")
         let started = try await follow.next("live_started")
@@ -77,7 +77,7 @@ struct DetectionTests {
         let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 20))
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "sim0", "sim1", "sim2"]).status == 0)
-        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["--all"])
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["--all"])
         _ = try await sim.goLive("sim1")
         _ = try await follow.next("live_started")
 
@@ -176,7 +176,7 @@ struct DetectionTests {
         let first = try DaemonProcess(database: database, extraConfig: Self.config(sim))
         try await first.start()
         #expect(try await first.ctl(["accounts", "add", "sim0"]).status == 0)
-        let follow = try FollowProcess(socket: first.socketPath, arguments: ["sim0"])
+        let follow = try await FollowProcess(daemon: first, arguments: ["sim0"])
         _ = try await sim.goLive("sim0")
         let started = try await follow.next("live_started")
         first.signal(SIGKILL)
@@ -184,7 +184,7 @@ struct DetectionTests {
 
         let second = try DaemonProcess(database: database, extraConfig: Self.config(sim), directory: first.directory)
         try await second.start()
-        let again = try FollowProcess(socket: second.socketPath, arguments: ["sim0"])
+        let again = try await FollowProcess(daemon: second, arguments: ["sim0"])
         // Let the restarted daemon check the live a few times before ending it.
         let seen = try await sim.requests(to: "/api-live/user/room/")
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: seen + 3)
@@ -219,7 +219,7 @@ struct DetectionTests {
         b.signal(SIGKILL)
         _ = try await b.waitForExit()
         let killedAt = try await database.psql("SELECT now()")
-        let follow = try FollowProcess(socket: a.socketPath, arguments: ["--all"])
+        let follow = try await FollowProcess(daemon: a, arguments: ["--all"])
         _ = try await sim.goLive("sim7")
         // A hang guard (the survivor takes b's accounts within its leases, 5 s, and checks each
         // within its round, ~15 s): a run of the whole suite on a loaded machine missed 60 s once.
@@ -245,7 +245,7 @@ struct DetectionDetailTests {
         let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
-        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["adults_only"])
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["adults_only"])
         _ = try await sim.goLive("adults_only")
         let started = try await follow.next("live_started")
         #expect(started["restricted"] as? Bool == true, "\(started)")
@@ -263,8 +263,10 @@ struct DetectionDetailTests {
         let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
-        let watcher = try FollowProcess(socket: daemon.socketPath, arguments: ["sim0"])
+        let watcher = try await FollowProcess(daemon: daemon, arguments: ["sim0"])
         async let untilEnd = daemon.ctl(["follow", "@sim0", "--until-end"])
+        // It stops at the first live_ended it receives: it must be subscribed before the live ends.
+        try await daemon.waitForLog("a second follower subscribed") { $0.components(separatedBy: "follower subscribed").count > 2 }
         _ = try await sim.goLive("sim0", title: "Fin bientôt")
         _ = try await watcher.next("live_started")
         try await sim.endLive("sim0")

@@ -60,6 +60,14 @@ struct CommandResult: Sendable, CustomStringConvertible {
     var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
 }
 
+/// Starts blocking work (a read to end of file, a wait on a condition) on a thread of its own.
+/// Not on Dispatch's global queue: on Linux, when all of its threads block it adds one about once
+/// a second, so in a full test run (dozens of readers blocked for the life of their process) work
+/// queued there waited for tens of seconds — a psql call, or a 1 s wait, took 30.
+func onOwnThread(_ work: @escaping @Sendable () -> Void) {
+    Thread.detachNewThread(work)
+}
+
 /// Runs a program to completion without blocking Swift's cooperative threads.
 func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
                 input: Data? = nil) async throws -> CommandResult {
@@ -73,7 +81,7 @@ func runCommand(_ executable: String, _ arguments: [String], environment: [Strin
     let inputPipe = Pipe()
     process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
     return try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
+        onOwnThread {
             do {
                 try process.run()
                 if let input {
@@ -84,7 +92,7 @@ func runCommand(_ executable: String, _ arguments: [String], environment: [Strin
                 let group = DispatchGroup()
                 let stdoutData = Box(Data())
                 group.enter()
-                DispatchQueue.global().async { stdoutData.value = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+                onOwnThread { stdoutData.value = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
                 let stderrData = err.fileHandleForReading.readDataToEndOfFile()
                 group.wait()
                 process.waitUntilExit()
@@ -218,7 +226,7 @@ final class NotifyListener: @unchecked Sendable {
     /// The first message from index `start` on that matches, waiting on the condition off the cooperative pool.
     private func wait(from start: Int, timeout: Double, _ matches: @escaping @Sendable (String) -> Bool) async -> String? {
         await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            onOwnThread {
                 let deadline = Date().addingTimeInterval(timeout)
                 self.condition.lock()
                 defer { self.condition.unlock() }
@@ -242,7 +250,7 @@ final class DaemonProcess: @unchecked Sendable {
     let process = Process()
     private let stderrPipe = Pipe()
     private let exited = DispatchSemaphore(value: 0)
-    private let outputLock = NSLock()
+    private let output = NSCondition()
     private var stderrData = Data()
 
     /// `extraConfig` is appended to the YAML (top-level sections); `environment` adds variables.
@@ -282,12 +290,15 @@ final class DaemonProcess: @unchecked Sendable {
     func start(waitForReady: Bool = true) async throws {
         try process.run()
         let handle = stderrPipe.fileHandleForReading
-        DispatchQueue.global().async { [weak self] in
+        onOwnThread { [weak self] in
             while true {
                 let chunk = handle.availableData
                 if chunk.isEmpty { return }
                 guard let self else { return }
-                self.outputLock.withLock { self.stderrData.append(chunk) }
+                self.output.withLock {
+                    self.stderrData.append(chunk)
+                    self.output.broadcast()
+                }
             }
         }
         if waitForReady {
@@ -298,7 +309,31 @@ final class DaemonProcess: @unchecked Sendable {
     }
 
     var pid: Int32 { process.processIdentifier }
-    var log: String { outputLock.withLock { String(decoding: stderrData, as: UTF8.self) } }
+    var log: String { output.withLock { String(decoding: stderrData, as: UTF8.self) } }
+
+    /// Waits until tttd's log so far satisfies `matches`.
+    func waitForLog(_ what: String, timeout: Double = 60, _ matches: @escaping @Sendable (String) -> Bool) async throws {
+        let found: Bool = await withCheckedContinuation { continuation in
+            onOwnThread {
+                let deadline = Date().addingTimeInterval(timeout)
+                self.output.lock()
+                defer { self.output.unlock() }
+                while true {
+                    if matches(String(decoding: self.stderrData, as: UTF8.self)) { return continuation.resume(returning: true) }
+                    if !self.output.wait(until: deadline) { return continuation.resume(returning: false) }
+                }
+            }
+        }
+        if !found { throw HarnessError("tttd did not log \(what) within \(timeout) s; its log ends:\n\(log.suffix(3000))") }
+    }
+
+    /// Waits until tttd has taken the subscription of the `tttctl follow` running as `pid`: from then
+    /// on it hands that follower every event committed.
+    func waitForFollower(pid: Int32, timeout: Double = 60) async throws {
+        try await waitForLog("the subscription of tttctl follow (pid \(pid))", timeout: timeout) { log in
+            log.split(separator: "\n").contains { $0.contains("follower subscribed") && $0.contains("pid \(pid))") }
+        }
+    }
 
     func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
@@ -306,7 +341,7 @@ final class DaemonProcess: @unchecked Sendable {
     func waitForExit(timeout: Double = 60) async throws -> Int32 {
         let exited = self.exited
         let done: Bool = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            onOwnThread {
                 continuation.resume(returning: exited.wait(timeout: .now() + timeout) == .success)
             }
         }

@@ -28,7 +28,7 @@ struct MetricsTests {
         #expect(try ownListeningTCPPorts(of: daemon.pid, parentHad: parentHad) == [port],
                 "tttd: \(tttdPorts), this process before: \(parentHad), now: \(ownPorts)")
         #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
-        let follow = try FollowProcess(socket: daemon.socketPath, arguments: ["sim0"])
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["sim0"])
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 1)
         _ = try await sim.goLive("sim0")
         _ = try await follow.next("live_started")

@@ -35,7 +35,7 @@ private func drain(_ handle: FileHandle, into log: Box<String>, lock: NSLock, ma
             }
         }
         if marker == nil { finish(nil) }
-        DispatchQueue.global().async {
+        onOwnThread {
             var buffer = Data()
             while true {
                 let chunk = handle.availableData
@@ -50,7 +50,7 @@ private func drain(_ handle: FileHandle, into log: Box<String>, lock: NSLock, ma
                 }
             }
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) { finish(nil) }
+        onOwnThread { Thread.sleep(forTimeInterval: timeout); finish(nil) }
     }
 }
 
@@ -264,26 +264,6 @@ final class SMTPSinkProcess: @unchecked Sendable {
     }
 }
 
-/// Returns once `follow` receives events. `tttctl follow` says nothing when its subscription
-/// starts, and tttd hands a new follower only the events committed after that: a test that
-/// writes windows at once could see their verdicts committed before and never announced. So
-/// marker events (type `transcript`, which no channel receives, with no live) are committed until
-/// one comes through.
-func awaitFollowing(_ follow: EventFollower, database: TestDatabase, timeout: Double = 30) async throws {
-    let deadline = Date().addingTimeInterval(timeout)
-    var marker = 0
-    while Date() < deadline {
-        marker += 1
-        let payload = #"{"type": "transcript", "live_id": null, "seq": -1, "text": "", "follow_marker": \#(marker)}"#
-        _ = try await database.psql("INSERT INTO events (type, payload) VALUES ('transcript', '\(payload)'); NOTIFY tttd_events")
-        let expected = marker
-        if (try? await follow.wait("follow marker \(marker)", timeout: 1) { $0["follow_marker"] as? Int == expected }) != nil {
-            return
-        }
-    }
-    throw HarnessError("tttctl follow received nothing within \(timeout) s")
-}
-
 /// A JSON value as text ("" when it is not a string).
 func string(_ value: Any?) -> String { value as? String ?? "" }
 
@@ -334,8 +314,7 @@ struct ModerationRig {
         config = Self.config(chat: self.chat, requestsPerMinute: requestsPerMinute, analysis: indented, extra: extra)
         daemon = try DaemonProcess(database: database, extraConfig: config)
         try await daemon.start()
-        follow = try EventFollower(socket: daemon.socketPath)
-        try await awaitFollowing(follow, database: database)
+        follow = try await EventFollower(daemon: daemon)
     }
 
     /// A live that is over (so that nothing watches or captures it); returns its id.

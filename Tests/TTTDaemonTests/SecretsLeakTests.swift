@@ -90,8 +90,7 @@ struct SecretsLeakTests {
 
         // READY: the pool logged in with the password (PostgreSQL asks tttd_app for it).
         try await daemon.start()
-        let follow = try EventFollower(socket: daemon.socketPath)
-        try await awaitFollowing(follow, database: postgres.admin)
+        let follow = try await EventFollower(daemon: daemon)
 
         // TikTok: the first room info, which carries the session cookie, fails; then the
         // age-restricted live is only captured because the cookie is sent.

@@ -25,7 +25,7 @@ final class SimProcess: @unchecked Sendable {
         try process.run()
         let handle = output.fileHandleForReading
         let line: String? = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
+            onOwnThread {
                 var buffer = Data()
                 while !buffer.contains(UInt8(ascii: "\n")) {
                     let chunk = handle.availableData
@@ -41,7 +41,7 @@ final class SimProcess: @unchecked Sendable {
         baseURL = String(line[range.lowerBound...]).trimmingCharacters(in: .whitespacesAndNewlines)
         // Keep draining stderr so tttsim never blocks on a full pipe.
         let errorHandle = errors.fileHandleForReading
-        DispatchQueue.global().async { while !errorHandle.availableData.isEmpty {} }
+        onOwnThread { while !errorHandle.availableData.isEmpty {} }
     }
 
     @discardableResult
@@ -110,14 +110,15 @@ final class FollowProcess: @unchecked Sendable {
     private var lines = [String]()
     private var waiting: (predicate: @Sendable (String) -> Bool, continuation: CheckedContinuation<String, Never>)?
 
-    init(socket: String, arguments: [String]) throws {
+    /// Returns once tttd has the subscription: every event committed after that reaches it.
+    init(daemon: DaemonProcess, arguments: [String]) async throws {
         process.executableURL = URL(fileURLWithPath: TestEnvironment.tttctl)
-        process.arguments = ["follow", "--json", "--socket", socket] + arguments
+        process.arguments = ["follow", "--json", "--socket", daemon.socketPath] + arguments
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
         let handle = output.fileHandleForReading
-        DispatchQueue.global().async { [weak self] in
+        onOwnThread { [weak self] in
             var buffer = Data()
             while true {
                 let chunk = handle.availableData
@@ -130,6 +131,7 @@ final class FollowProcess: @unchecked Sendable {
                 }
             }
         }
+        try await daemon.waitForFollower(pid: process.processIdentifier)
     }
 
     private func received(_ line: String) {

@@ -56,7 +56,7 @@ struct TranscriptionTests {
             try await daemon.start()
             let added = try await daemon.ctl(["accounts", "add"] + (0..<accounts).map { "sim\($0)" })
             guard added.status == 0 else { throw HarnessError("accounts add: \(added)") }
-            follow = try EventFollower(socket: daemon.socketPath)
+            follow = try await EventFollower(daemon: daemon)
         }
 
         /// Goes live on tttsim and returns the live's id once tttd has seen it.
@@ -468,7 +468,7 @@ struct TranscriptionTests {
         let before = Int(try await rig.database.psql("SELECT count(*) FROM transcripts WHERE live_id = \(liveID)")) ?? -1
         let restarted = try DaemonProcess(database: rig.database, extraConfig: rig.config, directory: rig.daemon.directory)
         try await restarted.start()
-        let follow = try EventFollower(socket: restarted.socketPath)
+        let follow = try await EventFollower(daemon: restarted)
         // tttsim counts the refused stream requests; until the third, nothing can have been captured.
         try await eventually("three stream requests refused", timeout: 30) {
             (try await rig.sim.stats())["blocked"] as? Int ?? 0 >= 3
