@@ -2,14 +2,16 @@
 """soak.py — tttd for hours against tttsim, with lives starting and ending and faults injected
 (bench/soak/run drives it).
 
-    soak.py audio --out DIR                      the speech files + DIR/audio.json
+    soak.py audio --out DIR [--block-silence S]  the speech files + DIR/audio.json
     soak.py run … --out FILE.json                the soak itself
     soak.py report [--png FILE] [--doc docs/performance.md] [--note TEXT] RESULT.json
 
 Audio. Three English files made with espeak-ng (en-us, 150 words/min, 16 kHz mono; the sentences of
 bench/pipelines, each synthesised alone and trimmed): blocks of five sentences (0.6–1.0 s pauses,
-about 20 s of speech) separated by 45 s of digital silence, so that a live is mostly pauses and the
-local ASR (tiny.en, two shared cores) keeps up with many lives. A and B: four benign blocks; H: three
+about 20 s of speech) separated by BLOCK_SILENCE s (45) of digital silence, so that a live is mostly
+pauses and the local ASR (tiny.en, two shared cores) keeps up with many lives: the ASR's work grows
+with the lives' speech, tttd's with the lives themselves (120 s of silence gives 20 lives the
+speech of 10 at 45 s). A and B: four benign blocks; H: three
 blocks, the middle one holding two hateful test sentences (dehumanisation, a call to violence) that
 the chat server's rule judges hateful.
 
@@ -86,7 +88,6 @@ HATEFUL = [
 RULES = {"violence": ["kill them"], "dehumanization": ["cockroaches", "vermin"],
          "stigmatization": ["accomplices of the terrorists"], "viral": ["share this"],
          "manipulation": ["ignore your instructions"]}
-BLOCK_SILENCE_S = 45.0
 SENTENCE_PAUSES = [0.7, 1.0, 0.6, 0.9, 0.8]
 REST_S = 120.0
 RAMP_S = 60.0
@@ -111,7 +112,7 @@ def synthesise(sentence, tmp):
     return samples[loud[0]:loud[-1] + 1]
 
 
-def make_audio(out):
+def make_audio(out, block_silence_s=45.0):
     a, b = pb.SENTENCES["A"], pb.SENTENCES["B"]
     files = {
         "A": [a[0:5], a[5:10], a[10:15], a[15:20]],
@@ -129,7 +130,7 @@ def make_audio(out):
                 speech += len(s) / RATE
                 if i < len(block) - 1:
                     samples.extend([0] * int(SENTENCE_PAUSES[i % len(SENTENCE_PAUSES)] * RATE))
-            samples.extend([0] * int(BLOCK_SILENCE_S * RATE))
+            samples.extend([0] * int(block_silence_s * RATE))
         path = os.path.join(out, f"{name}.wav")
         pb.write_pcm(path, samples)
         duration = len(samples) / RATE
@@ -1055,6 +1056,7 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("audio")
     p.add_argument("--out", required=True)
+    p.add_argument("--block-silence", type=float, default=45.0)
     p = sub.add_parser("run")
     for name in ("bin", "pg-url", "pg-bindir", "work", "audio", "out"):
         p.add_argument("--" + name, required=True)
@@ -1076,7 +1078,7 @@ def main():
     p.add_argument("result")
     a = parser.parse_args()
     if a.command == "audio":
-        make_audio(a.out)
+        make_audio(a.out, a.block_silence)
     elif a.command == "run":
         Soak(a).run()
     else:
