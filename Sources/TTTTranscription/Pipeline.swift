@@ -155,11 +155,11 @@ public final class Pipeline: Sendable {
 
     private var stopRequest: Stop? { status.withLock { $0.stop } }
 
-    /// Whether ffmpeg still runs (or will run again) for this pipeline. A pipeline that only drains
-    /// its backlog (its live ended) holds no capture slot: `max_pipelines` counts captures. Nor does
-    /// one told to stop: its ffmpeg is being ended, and a live detected in the same pass as the
-    /// previous one's end must not be refused for a second or two of it.
-    public var isCapturing: Bool { status.withLock { !$0.captureEnded && $0.stop == nil } }
+    /// Whether this pipeline counts against `max_pipelines`, which counts captures: its ffmpeg runs
+    /// (or will run again) and it has not been told to stop. One that only drains its backlog (its
+    /// live ended) does not, nor one whose ffmpeg is being ended: a live detected in the pass that
+    /// saw the previous one end must not be refused for the second or two that takes.
+    public var holdsCaptureSlot: Bool { status.withLock { !$0.captureEnded && $0.stop == nil } }
 
     /// The live's stream URL as the database has it now; used when ffmpeg is restarted.
     public func streamURLChanged(_ url: String?) {

@@ -157,7 +157,7 @@ public final class PipelineSupervisor: Sendable {
                 try await store.announceRefusals(reason: "not started: ffmpeg was not found in PATH")
                 return
             }
-            let free = settings.maxPipelines - current.values.filter(\.isCapturing).count
+            let free = settings.maxPipelines - current.values.filter(\.holdsCaptureSlot).count
             if free <= 0 {
                 try await store.announceRefusals(reason:
                     "not started: transcription.max_pipelines (\(settings.maxPipelines)) pipelines already run on this node")
