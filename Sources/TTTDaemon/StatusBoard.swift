@@ -52,16 +52,22 @@ actor StatusBoard {
         return databaseState == "ok" ? base : "\(base); database \(databaseState)"
     }
 
-    func setDatabaseState(_ state: String) {
+    /// `loginRefused`: the server's own reason, logged even when the database was already unavailable
+    /// for a vaguer one (a timeout).
+    func setDatabaseState(_ state: String, loginRefused: Bool = false) {
         if state != databaseState {
             if state == "ok" && databaseState != "starting" { logger.notice("database reachable again") }
-            else if databaseState == "ok" { logger.error("database unavailable", metadata: ["reason": "\(state)"]) }
+            else if databaseState == "ok" || loginRefused { logger.error("database unavailable", metadata: ["reason": "\(state)"]) }
         }
         databaseState = state
         publish()
     }
 
-    func databaseFailed(_ reason: String) { setDatabaseState("unavailable: \(reason)") }
+    /// A request found the database away. Once it is, the status loop keeps the reason: it knows more.
+    func databaseFailed(_ reason: String) {
+        guard databaseState == "ok" || databaseState == "starting" else { return }
+        setDatabaseState("unavailable: \(reason)")
+    }
 
     /// Re-reads the counts; a failure marks the database unavailable instead of throwing.
     func refresh() async {
@@ -73,8 +79,17 @@ actor StatusBoard {
             gauges.deliveriesPending.record(counts.deliveriesPending)
             setDatabaseState("ok")
         } catch {
-            if case .unavailable(let reason) = error { setDatabaseState("unavailable: \(reason)") }
-            else { setDatabaseState("error: \(error)") }
+            if case .unavailable(let reason) = error {
+                // The pool retries a login the server refuses (a password changed under a running
+                // tttd) without saying why: its queries only run out of time. A login of our own does.
+                if let refusal = await store.loginRefusal() {
+                    setDatabaseState("unavailable: \(refusal)", loginRefused: true)
+                } else {
+                    setDatabaseState("unavailable: \(reason)")
+                }
+            } else {
+                setDatabaseState("error: \(error)")
+            }
         }
         lastRefresh = .now
     }

@@ -70,6 +70,23 @@ public final class Store: Sendable {
         }
     }
 
+    /// The server's reason for refusing a new login (a wrong password, no such role or database);
+    /// nil when it lets tttd in or cannot be reached at all.
+    public func loginRefusal() async -> String? {
+        do {
+            try await withDeadline(queryTimeout, what: "login") { [logger, endpoint] in
+                let connection = try await Self.connect(endpoint, logger: logger)
+                try? await connection.close()
+            }
+            return nil
+        } catch let error as PSQLError {
+            guard error.serverInfo?[.sqlState] != nil else { return nil }
+            return error.serverInfo?[.message]
+        } catch {
+            return nil
+        }
+    }
+
     // MARK: Migrations
 
     /// Brings the schema to the latest version in one transaction, under an advisory lock so that

@@ -218,6 +218,38 @@ struct SecretsLeakTests {
         }
     }
 
+    @Test("a password changed on the server under a running tttd: the log and status give the server's reason, not a timeout; back when it is restored; the password never shown")
+    func passwordChangedWhileRunning() async throws {
+        let right = RecognisableSecrets.make("dbpass")
+        let changed = RecognisableSecrets.make("dbchanged")
+        let postgres = try await PasswordCluster.start(password: right)
+        let credentials = try TemporaryDirectory()
+        try (right + "\n").write(toFile: credentials.file("database_password"), atomically: true, encoding: .utf8)
+        let environment = ["CREDENTIALS_DIRECTORY": credentials.path, "TTTD_LOG_LEVEL": "trace"]
+        let daemon = try DaemonProcess(database: TestDatabase(name: "app", url: postgres.url()), environment: environment)
+        try await daemon.start()
+
+        let admin = postgres.cluster.database
+        _ = try await admin.psql("ALTER ROLE tttd_app PASSWORD \(sqlLiteral(changed))")
+        _ = try await admin.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE usename = 'tttd_app'")
+        try await daemon.waitForLog("the refused login") { log in
+            log.split(separator: "\n").contains { $0.contains("database unavailable reason=unavailable: password authentication failed") }
+        }
+        let status = try await daemon.ctl(["status", "--json"])
+        let state = (try? status.json() as? [String: Any])?["database"] as? String ?? ""
+        #expect(state.contains(#"password authentication failed for user "tttd_app""#), "\(status)")
+
+        _ = try await admin.psql("ALTER ROLE tttd_app PASSWORD \(sqlLiteral(right))")
+        try await daemon.waitForLog("the database back", timeout: 120) { $0.contains("database reachable again") }
+        #expect(try await daemon.stop() == 0)
+
+        let needles = [right, changed].flatMap { RecognisableSecrets.needles(name: "database password", value: $0) }
+        let found = leaks(of: needles, in: [Haystack("tttd stderr", daemon.log), Haystack("tttctl status", status.stdout),
+                                           Haystack("systemd notifications", daemon.notify.messages.joined(separator: "\n"))])
+        let none = found.isEmpty
+        #expect(none, "the password leaked:\n\(found.joined(separator: "\n"))")
+    }
+
     // MARK: Helpers
 
     /// `tttd check-config` with these variables (and no TTTD_* of the caller's).
