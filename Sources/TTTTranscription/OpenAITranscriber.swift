@@ -16,6 +16,8 @@ public final class OpenAITranscriber: Transcriber {
     private let apiKey: String?
     private let timeout: Duration
     private let logger: Logger
+    /// Requests in flight at most; fewer while the ASR cannot keep up (see AdaptiveConcurrency).
+    let concurrency: AdaptiveConcurrency
     /// A verbose_json answer for a 30 s window is a few kB; this caps a misbehaving server.
     private let maxBodyBytes = 4 * 1024 * 1024
     /// How long to wait before retrying after a configuration error (bad key, wrong URL), so that
@@ -25,8 +27,9 @@ public final class OpenAITranscriber: Transcriber {
                                          kinds: RequestFailure.allCases.filter { $0 != .invalidReply })
 
     /// `baseURL` with or without a trailing `/`, e.g. `https://api.groq.com/openai/v1`.
-    /// `maxConnections`: HTTP/1.1 connections to the ASR at most (one request in flight per live, so
-    /// as many as pipelines; AsyncHTTPClient's default of 8 would queue the rest behind them).
+    /// `maxConnections`: requests in flight, and HTTP/1.1 connections to the ASR, at most (one
+    /// request per live at a time, so as many as pipelines; AsyncHTTPClient's default of 8 would
+    /// queue the rest behind them). Fewer while the ASR cannot keep up.
     public init(baseURL: String, apiKey: String?, timeout: Duration = .seconds(60), maxConnections: Int = 8, logger: Logger) {
         let milliseconds = max(1, Int64(timeout.asSeconds * 1000))
         var configuration = HTTPClient.Configuration()
@@ -43,6 +46,7 @@ public final class OpenAITranscriber: Transcriber {
         self.apiKey = apiKey.flatMap { $0.isEmpty ? nil : $0 }
         self.timeout = timeout
         self.logger = logger
+        concurrency = AdaptiveConcurrency(maximum: maxConnections)
     }
 
     public func shutdown() async {
@@ -58,21 +62,35 @@ public final class OpenAITranscriber: Transcriber {
         if let apiKey { outgoing.headers.add(name: "Authorization", value: "Bearer \(apiKey)") }
         outgoing.body = .bytes(Self.multipartBody(request, boundary: boundary))
 
+        let ticket: AdaptiveConcurrency.Ticket
+        do { ticket = try await concurrency.acquire() } catch {
+            throw .retriable(reason: "cancelled while waiting for the ASR", retryAfter: nil)
+        }
         let started = ContinuousClock.now
-        do throws(TranscriptionError) {
-            let result = try await send(outgoing)
+        let (result, outcome) = await send(outgoing)
+        switch await concurrency.release(ticket, outcome) {
+        case .cut(let limit, let waiting)?:
+            logger.warning("the ASR cannot keep up: fewer requests at once", metadata: [
+                "at_most": "\(limit)", "waiting": "\(waiting)"])
+        case .recovered?:
+            logger.notice("the ASR keeps up again", metadata: ["at_most": "\(concurrency.maximum)"])
+        case nil:
+            break
+        }
+        switch result {
+        case .success(let answer):
             logger.debug("transcribed", metadata: [
                 "audio_bytes": "\(request.wav.count)", "elapsed_ms": "\(Self.milliseconds(since: started))",
-                "language": "\(result.language ?? "-")", "chars": "\(result.text.count)"])
-            return result
-        } catch {
+                "language": "\(answer.language ?? "-")", "chars": "\(answer.text.count)"])
+            return answer
+        case .failure(let error):
             logger.debug("transcription failed", metadata: [
                 "elapsed_ms": "\(Self.milliseconds(since: started))", "error": "\(error)"])
             throw error
         }
     }
 
-    private func send(_ request: HTTPClientRequest) async throws(TranscriptionError) -> TranscriptionResult {
+    private func send(_ request: HTTPClientRequest) async -> (Result<TranscriptionResult, TranscriptionError>, AdaptiveConcurrency.Outcome) {
         let started = ContinuousClock.now
         defer { metrics.requested(since: started) }
         let status: Int, headers: HTTPHeaders, body: [UInt8]
@@ -81,15 +99,16 @@ public final class OpenAITranscriber: Transcriber {
             let bytes = try await response.body.collect(upTo: maxBodyBytes)
             (status, headers, body) = (Int(response.status.code), response.headers, Array(bytes.readableBytesView))
         } catch {
-            metrics.failed(Self.isTimeout(error) ? .timeout : .connection)
-            throw .retriable(reason: redact(describe(error)), retryAfter: nil)
+            let timedOut = Self.isTimeout(error)
+            metrics.failed(timedOut ? .timeout : .connection)
+            return (.failure(.retriable(reason: redact(describe(error)), retryAfter: nil)), timedOut ? .overloaded : .failed)
         }
         do throws(TranscriptionError) {
-            return try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
-                                      retryAfter: headers.first(name: "Retry-After"), apiKey: apiKey)
+            return (.success(try Self.interpret(status: status, body: body, contentType: headers.first(name: "Content-Type"),
+                                                retryAfter: headers.first(name: "Retry-After"), apiKey: apiKey)), .answered)
         } catch {
             metrics.failed(RequestFailure(status: status))
-            throw error
+            return (.failure(error), status == 429 || status == 503 ? .overloaded : .failed)
         }
     }
 
