@@ -39,6 +39,8 @@ public enum TTTMetric {
         buckets: [0.1, 0.25, 0.5, 1, 2, 3, 5, 8, 13, 20, 30, 60])
     public static let asrErrors = MetricDescription("tttd_asr_errors_total",
         "Failed ASR requests by kind (timeout, connection, rate_limited, configuration, server, bad_answer, rejected).")
+    public static let asrConcurrency = MetricDescription("tttd_asr_concurrency_limit",
+        "ASR requests this node sends at once at most: transcription.max_pipelines, fewer while the ASR cannot keep up (halved on a timeout, 429 or 503).")
     public static let windows = MetricDescription("tttd_transcription_windows_total",
         "Windows of the pipelines of this node by outcome (transcribed, silent, filtered: judged a hallucination, skipped: not transcribed, with a reason).")
     public static let transcriptionBacklog = MetricDescription("tttd_transcription_backlog_windows",
@@ -63,7 +65,7 @@ public enum TTTMetric {
 
     public static let all: [MetricDescription] = [
         checks, egressBlocks, egressRate, detectionLatency, lives, accounts,
-        pipelines, pipelineFailures, asrDuration, asrErrors, windows, transcriptionBacklog,
+        pipelines, pipelineFailures, asrDuration, asrErrors, asrConcurrency, windows, transcriptionBacklog,
         llmDuration, llmErrors, analyses, analysisBacklog, alerts, deliveries, deliveriesPending,
     ]
 }

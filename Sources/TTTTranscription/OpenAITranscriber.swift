@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Logging
+import Metrics
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -18,6 +19,7 @@ public final class OpenAITranscriber: Transcriber {
     private let logger: Logger
     /// Requests in flight at most; fewer while the ASR cannot keep up (see AdaptiveConcurrency).
     let concurrency: AdaptiveConcurrency
+    private let concurrencyGauge = Gauge(label: TTTMetric.asrConcurrency.name)
     /// A verbose_json answer for a 30 s window is a few kB; this caps a misbehaving server.
     private let maxBodyBytes = 4 * 1024 * 1024
     /// How long to wait before retrying after a configuration error (bad key, wrong URL), so that
@@ -47,6 +49,7 @@ public final class OpenAITranscriber: Transcriber {
         self.timeout = timeout
         self.logger = logger
         concurrency = AdaptiveConcurrency(maximum: maxConnections)
+        concurrencyGauge.record(concurrency.maximum)
     }
 
     public func shutdown() async {
@@ -68,7 +71,9 @@ public final class OpenAITranscriber: Transcriber {
         }
         let started = ContinuousClock.now
         let (result, outcome) = await send(outgoing)
-        switch await concurrency.release(ticket, outcome) {
+        let change = await concurrency.release(ticket, outcome)
+        concurrencyGauge.record(Int(await concurrency.limit))
+        switch change {
         case .cut(let limit, let waiting)?:
             logger.warning("the ASR cannot keep up: fewer requests at once", metadata: [
                 "at_most": "\(limit)", "waiting": "\(waiting)"])

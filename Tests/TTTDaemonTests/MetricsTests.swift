@@ -42,6 +42,8 @@ struct MetricsTests {
         }
         #expect(exposition.value("tttd_lives_open") == 1, "\(exposition.text)")
         #expect(exposition.value("tttd_accounts_watched") == 1)
+        // No ASR request yet: the limit is transcription.max_pipelines (50 by default).
+        #expect(exposition.value("tttd_asr_concurrency_limit") == 50, "\(exposition.text)")
         #expect(exposition.samples.allSatisfy { $0.name.hasPrefix("tttd_") }, "\(exposition.text)")
         for (family, type) in ["tttd_checks_total": "counter", "tttd_lives_open": "gauge",
                                "tttd_detection_latency_seconds": "histogram", "tttd_egress_rate_ratio": "gauge",
