@@ -134,29 +134,13 @@ private actor SerialASR {
         return busyUntil
     }
 
-    nonisolated func run(_ test: @Sendable (_ baseURL: String) async throws -> Void) async throws {
-        let router = Router()
-        router.post("v1/audio/transcriptions") { request, _ -> Response in
+    nonisolated func run(_ test: (_ baseURL: String) async throws -> Void) async throws {
+        try await withTestASR({ request in
             var request = request
             _ = try await request.collectBody(upTo: 1 << 20)
             try await Task.sleep(until: await self.admit())
             return Response(status: .ok, headers: [.contentType: "application/json"],
                             body: .init(byteBuffer: ByteBuffer(string: #"{"text":" hello","language":"en","duration":0.1,"segments":[]}"#)))
-        }
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = Application(
-            router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in
-                continuation.yield(channel.localAddress?.port ?? 0)
-                continuation.finish()
-            },
-            logger: Logger(label: "serial-asr", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            var iterator = ports.makeAsyncIterator()
-            let port = try #require(await iterator.next())
-            defer { group.cancelAll() }
-            try await test("http://127.0.0.1:\(port)/v1")
-        }
+        }, test)
     }
 }

@@ -68,32 +68,16 @@ private struct Reply: Sendable {
     var delay: Duration?
 }
 
-/// A real HTTP server on a free port of 127.0.0.1, for the duration of `test`.
+/// The test ASR answering `reply`, keeping what it received in the inbox.
 private func withServer(_ reply: Reply, _ test: (_ baseURL: String, _ inbox: Inbox) async throws -> Void) async throws {
     let inbox = Inbox()
-    let router = Router()
-    router.post("v1/audio/transcriptions") { request, _ -> Response in
+    try await withTestASR({ request in
         var request = request
         let body = try await request.collectBody(upTo: 50 << 20)
         await inbox.add(Received(path: request.uri.path, headers: request.headers, body: Array(body.readableBytesView)))
         if let delay = reply.delay { try await Task.sleep(for: delay) }
         return Response(status: reply.status, headers: reply.headers, body: .init(byteBuffer: ByteBuffer(string: reply.body)))
-    }
-    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let app = Application(
-        router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-        onServerRunning: { channel in
-            continuation.yield(channel.localAddress?.port ?? 0)
-            continuation.finish()
-        },
-        logger: quietLogger)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await app.run() }
-        var iterator = ports.makeAsyncIterator()
-        let port = try #require(await iterator.next())
-        defer { group.cancelAll() }
-        try await test("http://127.0.0.1:\(port)/v1", inbox)
-    }
+    }) { baseURL in try await test(baseURL, inbox) }
 }
 
 private func withTranscriber(_ baseURL: String, apiKey: String? = key, timeout: Duration = .seconds(60),
