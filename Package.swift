@@ -164,6 +164,7 @@ let package = Package(
 
         .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
+        .testTarget(name: "TTTStoreTests", dependencies: ["TTTStore"]),
         .testTarget(name: "TTTControlTests", dependencies: [
             "TTTControl",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -64,7 +64,9 @@ public struct DaemonService: Service, CustomStringConvertible {
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
             if let moderation { try await syncChannels(moderation.channels) }
-            let feed = EventFeed(store: store, logger: logger)
+            let announcer = WorkAnnouncer(pipelines: pipelines?.wakeup, analysis: moderation?.analysis?.wakeup,
+                                          delivery: moderation?.delivery.wakeup, channels: moderation?.channels ?? [])
+            let feed = EventFeed(store: store, logger: logger, announce: announcer.announce)
             let server = ControlServer(
                 path: configuration.control.socket, viewerGroup: { roles.current.viewer },
                 methods: ControlMethods(store: store, status: status, roles: roles, detection: detection, feed: feed,

@@ -8,7 +8,8 @@ import TTTStore
 /// Fans the events table out to `tttctl follow` clients. Woken by NOTIFY (sent in the transaction
 /// that wrote the event) and, as a fallback while LISTEN reconnects, every two seconds. Followers
 /// read from the table, in id order: an event committed between subscribing and the first wake-up
-/// is still delivered.
+/// is still delivered. Each notification is also announced to the loops waiting for the work it
+/// brings (`WorkAnnouncer`).
 actor EventFeed {
     /// The event types followers see (internal ones, like account_added, stay in the table).
     static let followedTypes = ["live_started", "live_ended", "transcript", "analysis", "alert", "pipeline_state"]
@@ -19,6 +20,8 @@ actor EventFeed {
 
     private let store: Store
     private let logger: Logger
+    /// Told of each event type announced, and of nil when announcements may have been missed.
+    private let announce: @Sendable (Substring?) -> Void
     private var cursor: Int64 = 0
     private var started = false
     private var subscribers: [Int: Subscription] = [:]
@@ -29,9 +32,10 @@ actor EventFeed {
     private var delivering = false
     private var wokenWhileDelivering = false
 
-    init(store: Store, logger: Logger) {
+    init(store: Store, logger: Logger, announce: @escaping @Sendable (Substring?) -> Void = { _ in }) {
         self.store = store
         self.logger = logger
+        self.announce = announce
     }
 
     /// One follower's queue. `overflowed` tells the connection why the stream ended.
@@ -76,8 +80,13 @@ actor EventFeed {
                 while !Task.isShuttingDownGracefully {
                     do {
                         try await self.store.listen("tttd_events") { notifications in
+                            // Events committed while no one listened were not announced.
+                            self.announce(nil)
                             await self.deliver()
-                            for try await _ in notifications.cancelOnGracefulShutdown() { await self.deliver() }
+                            for try await notification in notifications.cancelOnGracefulShutdown() {
+                                self.announce(Store.announcedEventType(notification.payload))
+                                await self.deliver()
+                            }
                         }
                     } catch {
                         self.logger.debug("event LISTEN ended; reconnecting", metadata: ["error": "\(error)"])

@@ -18,6 +18,9 @@ actor JobQueue {
     private var claimSize = 1
     private var lastLivesClaim = ContinuousClock.now - .seconds(60)
     private var idleUntil = ContinuousClock.now
+    /// One claim at a time: the other workers wait for its accounts rather than claim their own
+    /// (eight idle workers each claiming every second, or a burst of eight claims when the buffer ran dry).
+    private var claiming = false
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
     private(set) var accountCount = 0
@@ -34,6 +37,10 @@ actor JobQueue {
     /// Accounts were added (due at once): stop idling.
     func poke() {
         idleUntil = .now
+        wakeAll()
+    }
+
+    private func wakeAll() {
         let woken = waiters.values
         waiters = [:]
         woken.forEach { $0.resume() }
@@ -56,16 +63,24 @@ actor JobQueue {
                 }
             }
             if !buffered.isEmpty { return .lookUp(buffered.removeFirst()) }
+            if claiming {
+                // Woken when that claim is in; the second is only a bound.
+                await idle(until: .now + .seconds(1))
+                continue
+            }
             if ContinuousClock.now >= idleUntil {
+                claiming = true
+                let claimed: [Store.ClaimedAccount]
                 do {
-                    let claimed = try await store.claimDueAccounts(node: nodeID, limit: claimSize, lease: lease)
-                    if !claimed.isEmpty {
-                        buffered.append(contentsOf: claimed)
-                        continue
-                    }
+                    claimed = try await store.claimDueAccounts(node: nodeID, limit: claimSize, lease: lease)
                 } catch {
                     logger.debug("cannot claim accounts", metadata: ["error": "\(error)"])
+                    claimed = []
                 }
+                claiming = false
+                buffered.append(contentsOf: claimed)
+                wakeAll()
+                if !claimed.isEmpty { continue }
                 // Nothing due: look again in a second (lives may fall due, other nodes may free leases).
                 idleUntil = .now + .seconds(1)
             }

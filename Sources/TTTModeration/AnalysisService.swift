@@ -60,6 +60,10 @@ public final class AnalysisService: Sendable {
     private let analyses = (ok: AnalysisService.analysisCounter("ok"), cached: AnalysisService.analysisCounter("cached"),
                             failed: AnalysisService.analysisCounter("failed"))
     private let alerts = Counter(label: TTTMetric.alerts.name)
+    /// Rung when a window is transcribed (on any node); the queue is looked at on its own only every
+    /// `idleLook`, for windows whose lease ran out on a dead node or an announcement that was missed.
+    public let wakeup = Wakeup()
+    static let idleLook = Duration.seconds(2)
 
     public init(node: String, store: Store, analyzer: any Analyzer, pacer: RequestPacer, model: String, promptSHA256: String,
                 evidence: any EvidenceSource, settings: Settings, logger: Logger) {
@@ -101,9 +105,7 @@ public final class AnalysisService: Sendable {
                 continue
             }
             guard let job else {
-                // An idle look at the queue is one indexed query: a quarter of a second keeps the
-                // verdict close behind the window.
-                if await pause(.milliseconds(250)) { return }
+                if await idle() { return }
                 continue
             }
             let settings = self.settings.withLock { $0 }
@@ -258,6 +260,12 @@ public final class AnalysisService: Sendable {
     /// Sleeps unless tttd stops first; true when it stops.
     private func pause(_ duration: Duration) async -> Bool {
         do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) } } catch { return true }
+        return Task.isShuttingDownGracefully
+    }
+
+    /// Waits for a window to be announced, or `idleLook`; true when tttd stops.
+    private func idle() async -> Bool {
+        await cancelWhenGracefulShutdown { await self.wakeup.wait(atMost: Self.idleLook) }
         return Task.isShuttingDownGracefully
     }
 }

@@ -20,6 +20,10 @@ public final class DeliveryService: Sendable {
     let logger: Logger
     /// Attempts per channel by outcome: sent, retried, failed.
     let attempts: [String: (sent: Counter, retried: Counter, failed: Counter)]
+    /// Rung when an alert is recorded (on any node); the outbox is looked at on its own only every
+    /// `idleLook`, for retries falling due, leases run out on a dead node, a missed announcement.
+    public let wakeup = Wakeup()
+    static let idleLook = Duration.seconds(2)
 
     public init(node: String, store: Store, notifiers: [any Notifier], logger: Logger) {
         self.node = node
@@ -57,7 +61,8 @@ public final class DeliveryService: Sendable {
                 continue
             }
             if due.isEmpty {
-                if await pause(.seconds(1)) { return }
+                await cancelWhenGracefulShutdown { await self.wakeup.wait(atMost: Self.idleLook) }
+                if Task.isShuttingDownGracefully { return }
                 continue
             }
             // Channels are independent: a slow webhook does not hold the e-mail back.

@@ -361,9 +361,9 @@ extension Store {
                            'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
                        || jsonb_build_object('title', l.title)
                 FROM lives l WHERE l.id = \(liveID)
-                RETURNING id
+                RETURNING id, type
             )
-            SELECT id, pg_notify('tttd_events', id::text) FROM ev
+            SELECT id, pg_notify('tttd_events', id::text || ' ' || type) FROM ev
             """, logger: logger)
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         throw StoreError.failed("live \(liveID) vanished while writing its event")

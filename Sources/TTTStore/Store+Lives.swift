@@ -84,6 +84,12 @@ extension Store {
         }
     }
 
+    /// The type of the event a `tttd_events` notification announces (its payload is `<id> <type>`).
+    public static func announcedEventType(_ payload: String) -> Substring? {
+        guard let space = payload.firstIndex(of: " ") else { return nil }
+        return payload[payload.index(after: space)...]
+    }
+
     /// Holds one pooled connection in LISTEN until `body` returns or the connection fails.
     public func listen(_ channel: String, _ body: @escaping @Sendable (PostgresNotificationSequence) async throws -> Void) async throws {
         try await client.withConnection { connection in

@@ -345,9 +345,9 @@ extension Store {
             WITH ev AS (
                 INSERT INTO events (type, live_id, username, payload)
                 SELECT \(type), l.id, l.username, (\(unescaped: payloadSQL))::jsonb FROM lives l WHERE l.id = \(liveID)
-                RETURNING id
+                RETURNING id, type
             )
-            SELECT id, pg_notify('tttd_events', id::text) FROM ev
+            SELECT id, pg_notify('tttd_events', id::text || ' ' || type) FROM ev
             """, logger: logger)
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         throw StoreError.failed("live \(liveID) vanished while writing its event")
@@ -361,9 +361,9 @@ extension Store {
                 INSERT INTO events (type, live_id, username, payload)
                 SELECT \(type), l.id, l.username, \(payloadJSON)::jsonb || jsonb_build_object('username', l.username)
                 FROM lives l WHERE l.id = \(liveID)
-                RETURNING id
+                RETURNING id, type
             )
-            SELECT id, pg_notify('tttd_events', id::text) FROM ev
+            SELECT id, pg_notify('tttd_events', id::text || ' ' || type) FROM ev
             """, logger: logger)
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         throw StoreError.failed("live \(liveID) vanished while writing its event")

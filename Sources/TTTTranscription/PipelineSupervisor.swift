@@ -56,13 +56,17 @@ public final class PipelineSupervisor: Sendable {
     let dependencies: Dependencies
     let logger: Logger
     let lease: Duration
+    /// How often it looks on its own: for leases that ran out on a dead node, stream URLs and stop
+    /// requests recorded elsewhere. Lives that start or end, and a pipeline of its own that ends,
+    /// ring `wakeup` instead.
     let poll: Duration
+    public let wakeup = Wakeup()
     private let settings: Mutex<Settings>
     private let running = Mutex<[Int64: Pipeline]>([:])
     private let metrics = TranscriptionMetrics()
 
     public init(node: String, settings: Settings, dependencies: Dependencies, logger: Logger,
-                lease: Duration = .seconds(60), poll: Duration = .seconds(1)) {
+                lease: Duration = .seconds(60), poll: Duration = .seconds(2)) {
         self.node = node
         self.settings = Mutex(settings)
         self.dependencies = dependencies
@@ -105,9 +109,11 @@ public final class PipelineSupervisor: Sendable {
                     group.addTask {
                         await pipeline.run()
                         _ = self.running.withLock { $0.removeValue(forKey: pipeline.claim.liveID) }
+                        // Its capture slot is free for a live that waits.
+                        self.wakeup.ring()
                     }
                 }
-                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.poll) } } catch { break }
+                await cancelWhenGracefulShutdown { await self.wakeup.wait(atMost: self.poll) }
             }
             // tttd is stopping: what is cut but not transcribed is recorded as skipped, quickly.
             for pipeline in running.withLock({ Array($0.values) }) {
