@@ -143,16 +143,6 @@ extension Store {
         }
     }
 
-    /// When the next account becomes due (nil when there is none).
-    public func nextDueAt() async throws(StoreError) -> Date? {
-        try await run("accounts.next_due") { client in
-            let rows = try await client.query(
-                "SELECT min(greatest(next_check_at, coalesce(lease_expires_at, '-infinity'))) FROM accounts")
-            for try await due in rows.decode(Date?.self) { return due }
-            return nil
-        }
-    }
-
     /// Leases open lives whose batched check_alive is due, or will be within `ahead`: taking lives a
     /// little early fills each request (up to 50 rooms) instead of spending one on each live.
     public func claimLivesForAliveCheck(node: String, limit: Int, lease: Duration, ahead: Duration) async throws(StoreError) -> [ClaimedLive] {
