@@ -97,7 +97,6 @@ public struct DaemonService: Service, CustomStringConvertible {
                     group.addTask { await moderation.delivery.run() }
                 }
             }
-            logger.notice("tttd stopped")
         } onGracefulShutdown: {
             notifier.stopping(status: "stopping")
             logger.notice("stopping")

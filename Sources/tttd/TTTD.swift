@@ -81,13 +81,18 @@ struct Run: AsyncParsableCommand {
         let daemon = DaemonService(configPath: options.config, configuration: configuration, store: store,
                                    detection: detection.service, pipelines: transcription.supervisor,
                                    moderation: moderation, notifier: notifier, logLevel: level, logger: logger)
-        // Shut down in reverse order: the daemon's parts first, then the metrics endpoint, the database pool last.
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: store.client)]
+        // Shut down in reverse order: the daemon's parts first, then the metrics endpoint, the database pool
+        // last; each stage named, so that a stop that hangs says where (systemd's TimeoutStopSec is 60 s).
+        let stopDeadline = StopDeadline(limit: .seconds(50), logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: stopDeadline.watching(store.client, as: "the database connections"))]
         if let metrics {
-            services.append(.init(service: metrics, successTerminationBehavior: .gracefullyShutdownGroup,
+            services.append(.init(service: stopDeadline.watching(metrics, as: "the metrics endpoint"),
+                                  successTerminationBehavior: .gracefullyShutdownGroup,
                                   failureTerminationBehavior: .gracefullyShutdownGroup))
         }
-        services.append(.init(service: daemon, successTerminationBehavior: .gracefullyShutdownGroup,
+        services.append(.init(service: stopDeadline.watching(daemon, as: "the daemon's parts"),
+                              successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(configuration: .init(
             services: services,
@@ -95,9 +100,13 @@ struct Run: AsyncParsableCommand {
             logger: logger))
         do {
             try await group.run()
-            for client in detection.clients { await client.shutdown() }
-            await transcription.transcriber.shutdown()
-            await moderation.shutdown()
+            stopDeadline.enter("the HTTP clients")
+            await withDiscardingTaskGroup { clients in
+                for client in detection.clients { clients.addTask { await client.shutdown() } }
+                clients.addTask { await transcription.transcriber.shutdown() }
+                clients.addTask { await moderation.shutdown() }
+            }
+            logger.notice("tttd stopped")
         } catch {
             logger.critical("tttd failed: \(error)")
             notifier.status("failed: \(error)")
