@@ -41,7 +41,7 @@ public final class StopDeadline: Sendable {
         Thread.detachNewThread { [self] in
             Thread.sleep(forTimeInterval: Double(limit.components.seconds))
             let stage = state.withLock { $0.stage } ?? "?"
-            logger.error("tttd did not stop within \(limit): still stopping \(stage); exiting")
+            logger.error("tttd did not stop within \(limit.components.seconds) s: still stopping \(stage); exiting")
             _exit(1)
         }
     }

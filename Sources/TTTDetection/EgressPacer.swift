@@ -15,9 +15,11 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 }
 
 /// The request budget of one egress (the direct connection or one proxy): two request starts are
-/// `1/rate` apart on average, ±5 % at random (jitter that never makes a burst: any window of W
-/// seconds holds at most 1.053 × W×rate + 1 requests, and the whole budget is used). A block signal
-/// or a 429 pauses the egress (Retry-After when given) and cuts its rate; it recovers step by step.
+/// `1.02/rate` apart on average, ±3 % at random, and never less than `0.99/rate` — also when the
+/// machine wakes several waiting requests late at once. Jitter that never makes a burst: any one
+/// second holds at most 1 + rate/0.99 starts, and 98 % of the budget is used. A block signal or a
+/// 429 pauses the egress (Retry-After when given) and cuts its rate, for the requests already
+/// waiting for their slot too; it recovers step by step.
 actor EgressPacer {
 
     let name: String
@@ -25,11 +27,12 @@ actor EgressPacer {
     private let concurrency: Int
     private var factor = 1.0
     private var nextSlot = ContinuousClock.now
+    private var lastStart: ContinuousClock.Instant?
     private var pausedUntil = ContinuousClock.now
     private var lastBlockAt: ContinuousClock.Instant?
     private var lastRaise = ContinuousClock.now
     private var lastBlock: String?
-    private var inFlight = 0
+    private(set) var inFlight = 0
     private var waiters: [CheckedContinuation<Void, Never>] = []
     private var requests = 0
     private var blocks = 0
@@ -58,21 +61,30 @@ actor EgressPacer {
         }
         inFlight += 1
         let clock = ContinuousClock()
-        let now = clock.now
-        let spacing = Duration.seconds(1 / max(rate * factor, 1e-6))
-        let start = max(nextSlot, now, pausedUntil)
-        nextSlot = start + spacing * Double.random(in: 0.95..<1.05)
+        var start = max(nextSlot, clock.now, pausedUntil)
+        nextSlot = start + jitteredGap
         do {
-            try await clock.sleep(until: start)
+            // Checked again on waking, when other requests may have started or a block come meanwhile.
+            while true {
+                try await clock.sleep(until: start)
+                let earliest = max(pausedUntil, lastStart.map { $0 + shortestGap } ?? pausedUntil)
+                if clock.now >= earliest { break }
+                start = earliest
+            }
         } catch {
             release()
             throw error
         }
-        // A late wake-up (a busy machine) must not shorten the next gap.
-        let late = clock.now - start
-        if late > .milliseconds(1) { nextSlot += late }
+        let started = clock.now
+        lastStart = started
+        // A late start (a busy machine, a block) must not make the next slots come sooner.
+        nextSlot = max(nextSlot, started + jitteredGap)
         requests += 1
     }
+
+    /// The gap between two requests at the current rate: 0.99–1.05 times its inverse.
+    private var jitteredGap: Duration { .seconds(Double.random(in: 0.99..<1.05) / max(rate * factor, 1e-6)) }
+    private var shortestGap: Duration { .seconds(0.99 / max(rate * factor, 1e-6)) }
 
     /// Ends a request; a block signal slows this egress down.
     func finish(block: BlockSignal?) {

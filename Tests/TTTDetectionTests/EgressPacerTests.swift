@@ -24,4 +24,39 @@ struct EgressPacerTests {
         // Four gaps at the slowest rate, capped at five minutes.
         #expect(await pacer.snapshot().pausedForS > 250)
     }
+
+    @Test("requests already waiting for their slot when a 429 comes wait out its pause and start at the slower rate, one by one")
+    func waitingRequestsHonourABlock() async throws {
+        // The scenario needs the four requests still waiting when the second 429 comes (2 s after the
+        // first); a starved test runner can miss that, so it is set up again, up to three times.
+        for _ in 0..<3 {
+            let pacer = EgressPacer(name: "direct", rate: 80, concurrency: 8)
+            try await pacer.acquire()
+            try await pacer.acquire()
+            // A first 429: paused for 2 s, a quarter of the rate.
+            await pacer.finish(block: .tooManyRequests(retryAfter: .seconds(2)))
+            let checked = try await withThrowingTaskGroup(of: ContinuousClock.Instant.self) { group in
+                // Four requests take the slots after that pause…
+                for _ in 0..<4 { group.addTask { try await pacer.acquire(); return .now } }
+                while await pacer.inFlight < 5 { await Task.yield() }
+                // …then a second 429: a sixteenth of the rate (gaps of 200 ms), paused 3 s from now.
+                let blockedAt = ContinuousClock.now
+                await pacer.finish(block: .tooManyRequests(retryAfter: .seconds(3)))
+                guard await pacer.snapshot().requests == 2 else {
+                    group.cancelAll()
+                    while (try? await group.next()) != nil {}
+                    return false
+                }
+                var starts = [ContinuousClock.Instant]()
+                for try await start in group { starts.append(start) }
+                let since = starts.sorted().map { $0 - blockedAt }
+                // Measured after each task resumes, i.e. no earlier than the start itself: lower bounds hold.
+                #expect(since.allSatisfy { $0 >= .seconds(3) }, "\(since)")
+                #expect(since.last! >= .seconds(3) + .milliseconds(3 * 198), "\(since)")
+                return true
+            }
+            if checked { return }
+        }
+        Issue.record("the four requests started before the second 429 in each of three tries: the runner was starved")
+    }
 }
