@@ -10,7 +10,7 @@ import Synchronization
 public final class StopDeadline: Sendable {
     private let limit: Duration
     private let logger: Logger
-    private let state = Mutex<(stage: String?, began: ContinuousClock.Instant?)>((nil, nil))
+    private let state = Mutex<(stage: String?, armed: Bool)>((nil, false))
 
     public init(limit: Duration, logger: Logger) {
         self.limit = limit
@@ -21,9 +21,8 @@ public final class StopDeadline: Sendable {
     public func enter(_ stage: String) {
         let first = state.withLock { state in
             state.stage = stage
-            if state.began != nil { return false }
-            state.began = .now
-            return true
+            defer { state.armed = true }
+            return !state.armed
         }
         logger.debug("stopping \(stage)")
         if first { arm() }
