@@ -67,7 +67,8 @@ actor EgressPacer {
             // Checked again on waking, when other requests may have started or a block come meanwhile.
             while true {
                 try await clock.sleep(until: start)
-                let earliest = max(pausedUntil, lastStart.map { $0 + shortestGap } ?? pausedUntil)
+                var earliest = pausedUntil
+                if let lastStart { earliest = max(earliest, lastStart + shortestGap) }
                 if clock.now >= earliest { break }
                 start = earliest
             }
