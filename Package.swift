@@ -51,8 +51,14 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
         // Store: PostgreSQL (pooled), embedded migrations, repositories.
+        // Swift concurrency on NIO's event loops: the global executor and sleeps on the loops' timers.
+        .target(name: "TTTEventLoop", dependencies: [
+            "CShims",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
         .target(name: "TTTStore", dependencies: [
-            "TTTDomain",
+            "TTTDomain", "TTTEventLoop",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
@@ -83,7 +89,7 @@ let package = Package(
         ], swiftSettings: strict),
 
         .executableTarget(name: "tttd", dependencies: [
-            "TTTDaemon", "TTTConfig", "TTTAnalysis", "TTTAlerts",
+            "TTTDaemon", "TTTConfig", "TTTAnalysis", "TTTAlerts", "TTTEventLoop",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
@@ -97,7 +103,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Detection: the request budget per egress, the claim queue, and the detection service.
         .target(name: "TTTDetection", dependencies: [
-            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok",
+            "TTTDomain", "TTTEventLoop", "TTTMetrics", "TTTStore", "TTTTikTok",
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
@@ -172,6 +178,7 @@ let package = Package(
         ]),
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
         .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
+        .testTarget(name: "TTTEventLoopTests", dependencies: ["TTTEventLoop"]),
         .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),
         .testTarget(name: "TTTTranscriptionTests", dependencies: [
             "TTTTranscription",

@@ -4,6 +4,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 import TTTDomain
+import TTTEventLoop
 import TTTMetrics
 import TTTStore
 import TTTTikTok
@@ -142,7 +143,7 @@ public final class DetectionService: Service, Sendable {
     private func writeQuietAnswers() async {
         var shuttingDown = false
         while !shuttingDown {
-            shuttingDown = (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: Self.quietFlushInterval) })) == nil
+            shuttingDown = (try? await cancelWhenGracefulShutdown({ try await LoopSleep.sleep(for: Self.quietFlushInterval) })) == nil
             let batch = quiet.withLock { answers in
                 defer { answers.removeAll(keepingCapacity: true) }
                 return answers

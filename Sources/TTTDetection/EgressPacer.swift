@@ -1,4 +1,5 @@
 import Foundation
+import TTTEventLoop
 import TTTDomain
 import TTTTikTok
 
@@ -66,7 +67,7 @@ actor EgressPacer {
         do {
             // Checked again on waking, when other requests may have started or a block come meanwhile.
             while true {
-                try await clock.sleep(until: start)
+                try await LoopSleep.sleep(until: start)
                 var earliest = pausedUntil
                 if let lastStart { earliest = max(earliest, lastStart + shortestGap) }
                 if clock.now >= earliest { break }

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import TTTEventLoop
 import TTTStore
 
 /// Hands the egress workers their next request: a batched check_alive when open lives are due,
@@ -95,7 +96,7 @@ actor JobQueue {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             waiters[id] = continuation
             Task { [weak self] in
-                try? await Task.sleep(until: deadline)
+                try? await LoopSleep.sleep(until: deadline)
                 await self?.wake(id)
             }
         }

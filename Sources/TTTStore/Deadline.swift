@@ -1,4 +1,5 @@
 import Synchronization
+import TTTEventLoop
 
 /// Runs `operation` but gives up after `limit`: a database that stops answering must turn into an
 /// error for the caller, never a hang. The operation is cancelled and left to finish on its own.
@@ -15,7 +16,7 @@ func withDeadline<T: Sendable>(
             race.timer.withLock { $0?.cancel() }
         }
         let timer = Task {
-            try? await Task.sleep(for: limit)
+            try? await LoopSleep.sleep(for: limit)
             if let pending = race.continuation.withLock({ $0.take() }) {
                 work.cancel()
                 pending.resume(throwing: StoreError.unavailable("no answer within \(limit) (\(what))"))

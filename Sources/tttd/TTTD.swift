@@ -6,6 +6,7 @@ import TTTConfig
 import TTTAlerts
 import TTTAnalysis
 import TTTDaemon
+import TTTEventLoop
 import TTTStore
 import TTTSystemd
 
@@ -45,6 +46,8 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
+        // Before any task runs: every task and its hot sleeps on the event loops (EventLoopExecutor).
+        EventLoopExecutor.install()
         let configuration = await loadConfiguration(options.config)
         let level = SharedLogLevel(Logger.Level(rawValue: configuration.log.level) ?? .info)
         LogBootstrap.bootstrap(identifier: "tttd", level: level)

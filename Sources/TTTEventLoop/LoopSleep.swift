@@ -1,0 +1,70 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// `Task.sleep` on an event loop's timer instead of Dispatch's: the loop wakes from its own epoll
+/// timeout, where Dispatch wakes its timer thread and then a worker. For the sleeps taken on every
+/// check (the egress's pace, the database deadline).
+public enum LoopSleep {
+    /// Returns at `deadline`, or throws `CancellationError` as soon as the task is cancelled.
+    public static func sleep(until deadline: ContinuousClock.Instant) async throws {
+        let delay = ContinuousClock.now.duration(to: deadline)
+        guard delay > .zero else { return try Task.checkCancellation() }
+        let wait = Wait()
+        try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let loop = MultiThreadedEventLoopGroup.singleton.any()
+                let timer = loop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { wait.end(nil) }
+                if !wait.begin(continuation, timer) { timer.cancel() }
+            }
+        } onCancel: {
+            wait.end(CancellationError())
+        }
+    }
+
+    public static func sleep(for duration: Duration) async throws {
+        try await sleep(until: .now + duration)
+    }
+
+    /// Whoever comes first — the timer or the cancellation — resumes the sleeper, once.
+    private final class Wait: Sendable {
+        private struct State {
+            var continuation: CheckedContinuation<Void, any Error>?
+            var timer: Scheduled<Void>?
+            var ended: (any Error)??
+        }
+        private let state = Mutex(State())
+
+        /// False when the sleep already ended (cancelled before it began): the caller is resumed here.
+        func begin(_ continuation: CheckedContinuation<Void, any Error>, _ timer: Scheduled<Void>) -> Bool {
+            let ended: (any Error)?? = state.withLock { state in
+                if let ended = state.ended { return .some(ended) }
+                state.continuation = continuation
+                state.timer = timer
+                return nil
+            }
+            guard let ended else { return true }
+            if let error = ended { continuation.resume(throwing: error) } else { continuation.resume() }
+            return false
+        }
+
+        func end(_ error: (any Error)?) {
+            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, Scheduled<Void>?) in
+                guard state.ended == nil else { return (nil, nil) }
+                state.ended = .some(error)
+                defer { state.continuation = nil; state.timer = nil }
+                return (state.continuation, state.timer)
+            }
+            if error != nil { timer?.cancel() }
+            guard let continuation else { return }
+            if let error { continuation.resume(throwing: error) } else { continuation.resume() }
+        }
+    }
+}
+
+extension Duration {
+    fileprivate var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
