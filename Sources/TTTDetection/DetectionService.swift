@@ -141,20 +141,30 @@ public final class DetectionService: Service, Sendable {
     /// statement every 250 ms writes them all instead of a transaction each. An answer lost to a
     /// crash before its write only means the account's lease runs out and it is checked again.
     private func writeQuietAnswers() async {
-        var shuttingDown = false
-        while !shuttingDown {
-            shuttingDown = (try? await cancelWhenGracefulShutdown({ try await LoopSleep.sleep(for: Self.quietFlushInterval) })) == nil
-            let batch = quiet.withLock { answers in
-                defer { answers.removeAll(keepingCapacity: true) }
-                return answers
+        // One watch for the whole loop: a watch per wait costs a task group and two tasks, four times a second.
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await LoopSleep.sleep(for: Self.quietFlushInterval)
+                await self.flushQuietAnswers()
             }
-            guard !batch.isEmpty else { continue }
-            do {
-                try await store.recordQuiet(batch, node: nodeID, pace: pace.withLock { $0 })
-            } catch {
-                logger.warning("could not record checks; their accounts are checked again when their leases end",
-                               metadata: ["accounts": "\(batch.count)", "error": "\(error)"])
-            }
+        }
+        // What came in since the last write, and a batch whose write the shutdown interrupted.
+        await flushQuietAnswers()
+    }
+
+    private func flushQuietAnswers() async {
+        let batch = quiet.withLock { answers in
+            defer { answers.removeAll(keepingCapacity: true) }
+            return answers
+        }
+        guard !batch.isEmpty else { return }
+        do {
+            try await store.recordQuiet(batch, node: nodeID, pace: pace.withLock { $0 })
+        } catch where Task.isCancelled {
+            quiet.withLock { $0.insert(contentsOf: batch, at: 0) }
+        } catch {
+            logger.warning("could not record checks; their accounts are checked again when their leases end",
+                           metadata: ["accounts": "\(batch.count)", "error": "\(error)"])
         }
     }
 

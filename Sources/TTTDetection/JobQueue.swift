@@ -81,9 +81,12 @@ actor JobQueue {
                 claiming = false
                 buffered.append(contentsOf: claimed)
                 wakeAll()
+                // A full claim leaves more accounts due: claim again when these are handed out.
+                // Otherwise everything due is taken; the next claim, a second from now, takes what
+                // fell due meanwhile — one round trip a second instead of one for each account that
+                // falls due (accounts spread over their intervals fall due one by one).
+                if claimed.count < claimSize { idleUntil = .now + .seconds(1) }
                 if !claimed.isEmpty { continue }
-                // Nothing due: look again in a second (lives may fall due, other nodes may free leases).
-                idleUntil = .now + .seconds(1)
             }
             await idle(until: idleUntil)
         }
