@@ -49,14 +49,12 @@ int ttt_reap(pid_t pid, int *status);
 /// burst of work, so an idle daemon would otherwise stay at its peak). Returns 1 if memory was released.
 int ttt_malloc_trim(void);
 
-/// Where the Swift runtime's global executor sends its jobs (a job is Swift's `UnownedJob`): at once,
-/// or after `delay_ns` nanoseconds (a sleeping task's wake-up).
+/// Where the Swift runtime's global executor sends the jobs it is given (a job is Swift's `UnownedJob`).
 typedef void (*ttt_global_enqueue)(void *job);
-typedef void (*ttt_global_enqueue_after)(void *job, unsigned long long delay_ns);
 
-/// Installs `now` and `after` as the Swift concurrency runtime's global executor (its enqueue, delay
-/// and deadline hooks); call it once, before any task runs. Returns 1 when installed, 0 when a hook
-/// was already set.
-int ttt_install_global_executor(ttt_global_enqueue now, ttt_global_enqueue_after after);
+/// Installs `enqueue` as the Swift concurrency runtime's global enqueue hook; call it once, before
+/// any task runs. Returns 1 when installed, 0 when a hook was already set. Sleeping tasks are not
+/// concerned: Swift 6.3 hands them to its default executor's own timers, not to this hook.
+int ttt_install_global_executor(ttt_global_enqueue enqueue);
 
 #endif
