@@ -50,13 +50,13 @@ let package = Package(
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "Yams", package: "Yams"),
         ], swiftSettings: strict),
-        // Store: PostgreSQL (pooled), embedded migrations, repositories.
         // Swift concurrency on NIO's event loops: the global executor and sleeps on the loops' timers.
         .target(name: "TTTEventLoop", dependencies: [
             "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
         ], swiftSettings: strict),
+        // Store: PostgreSQL (pooled), embedded migrations, repositories.
         .target(name: "TTTStore", dependencies: [
             "TTTDomain", "TTTEventLoop",
             .product(name: "PostgresNIO", package: "postgres-nio"),

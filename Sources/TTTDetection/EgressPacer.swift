@@ -1,6 +1,6 @@
 import Foundation
-import TTTEventLoop
 import TTTDomain
+import TTTEventLoop
 import TTTTikTok
 
 /// What `tttctl status` shows of one egress.

@@ -46,7 +46,7 @@ struct Run: AsyncParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() async throws {
-        // Before any task runs: every task and its hot sleeps on the event loops (EventLoopExecutor).
+        // Before any other task runs: tttd's tasks go on NIO's event loops, not on a pool of their own.
         EventLoopExecutor.install()
         let configuration = await loadConfiguration(options.config)
         let level = SharedLogLevel(Logger.Level(rawValue: configuration.log.level) ?? .info)
