@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.4.0", traits: [.defaults, "YAML"]),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
@@ -75,7 +76,7 @@ let package = Package(
         ], swiftSettings: strict),
         // The daemon: services wired by tttd's main (control server, status, watchdog).
         .target(name: "TTTDaemon", dependencies: [
-            "TTTDomain", "TTTConfig", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "TTTMetrics", "CShims",
+            "TTTDomain", "TTTConfig", "TTTEventLoop", "TTTStore", "TTTControl", "TTTSystemd", "TTTTikTok", "TTTDetection", "TTTTranscription", "TTTModeration", "TTTAnalysis", "TTTAlerts", "TTTMetrics", "CShims",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -96,10 +97,12 @@ let package = Package(
         // TikTok: the endpoints tttd reads, their parsing, and the HTTP client per egress.
         .target(name: "TTTTikTok", dependencies: [
             "TTTDomain",
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
-            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
         ], swiftSettings: strict),
         // Detection: the request budget per egress, the claim queue, and the detection service.
         .target(name: "TTTDetection", dependencies: [
@@ -177,7 +180,13 @@ let package = Package(
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
         .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
-        .testTarget(name: "TTTTikTokTests", dependencies: ["TTTTikTok"]),
+        .testTarget(name: "TTTTikTokTests", dependencies: [
+            "TTTTikTok",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .testTarget(name: "TTTEventLoopTests", dependencies: ["TTTEventLoop"]),
         .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),
         .testTarget(name: "TTTTranscriptionTests", dependencies: [

@@ -22,11 +22,10 @@ public enum DetectionWiring {
     public static func make(configuration: TTTConfiguration, store: Store, logger: Logger) -> (service: DetectionService, clients: [HTTPTikTokClient]) {
         let endpoints = HTTPTikTokClient.Endpoints(web: configuration.tiktok.webURL, webcast: configuration.tiktok.webcastURL)
         let session = configuration.secrets.tiktokSession
-        let clientLogger = Logger(label: "tttd.tiktok")
-        var clients = [HTTPTikTokClient(endpoints: endpoints, proxy: nil, session: session, logger: clientLogger)]
+        var clients = [HTTPTikTokClient(endpoints: endpoints, proxy: nil, session: session)]
         var egresses = [DetectionService.Egress(name: "direct", client: clients[0])]
         for proxy in configuration.tiktok.proxies {
-            let client = HTTPTikTokClient(endpoints: endpoints, proxy: proxy, session: session, logger: clientLogger)
+            let client = HTTPTikTokClient(endpoints: endpoints, proxy: proxy, session: session)
             clients.append(client)
             egresses.append(.init(name: redactedProxyName(proxy), client: client))
         }

@@ -1,8 +1,8 @@
-import AsyncHTTPClient
 import Foundation
-import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+import NIOSSL
 import TTTDomain
 
 /// TikTok over HTTP through one egress (the direct connection or one proxy). Browser-like headers,
@@ -18,59 +18,77 @@ public final class HTTPTikTokClient: TikTokClient {
         }
     }
 
-    private let http: HTTPClient
-    private let endpoints: Endpoints
+    /// An endpoint base URL taken apart once, so that a request only appends its path and query.
+    private struct Base {
+        var origin: Origin
+        var path: String
+
+        init(_ text: String) {
+            let url = URL(string: text)
+            origin = url.flatMap(Origin.init) ?? Origin(tls: true, host: "invalid.", port: 443)
+            path = url?.path ?? ""
+        }
+    }
+
+    private let pool: HTTP1Pool
+    private let web: Base
+    private let webcast: Base
     private let session: String?
     private let timeout: TimeAmount
-    private let logger: Logger
+    /// The headers every request carries, built once.
+    private let commonHeaders: HTTPHeaders
     /// Caps what a misbehaving endpoint can make tttd read into memory.
-    private let maxBodyBytes = 4 * 1024 * 1024
+    static let maxBodyBytes = 4 * 1024 * 1024
+    static let maxRedirects = 3
 
     static let userAgent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
     static let commonQuery = "aid=1988&app_name=tiktok_web&device_platform=web_pc&channel=tiktok_web"
         + "&browser_language=fr-FR&browser_platform=Win32&browser_name=Mozilla&browser_version=5.0&user_is_login=false"
 
-    /// `proxy` is an `http://host:port` URL, or nil for the direct connection.
-    public init(endpoints: Endpoints, proxy: String?, session: String?, timeout: Duration = .seconds(10), logger: Logger) {
-        var configuration = HTTPClient.Configuration()
-        // No tracer is set up in tttd: without this, each request still builds a no-op span (~5 % of a check's CPU).
-        configuration.tracing.tracer = nil
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(timeout.components.seconds)))
-        configuration.redirectConfiguration = .follow(max: 3, allowCycles: false)
-        configuration.decompression = .enabled(limit: .ratio(50))
-        if let proxy, let url = URL(string: proxy), let host = url.host {
-            configuration.proxy = .server(host: host, port: url.port ?? 8080)
-        }
-        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
-        self.endpoints = endpoints
+    /// `proxy` is an `http://[user:password@]host:port` URL, or nil for the direct connection;
+    /// `tls` is for tests, which trust a throwaway certificate.
+    public init(endpoints: Endpoints, proxy: String?, session: String?, timeout: Duration = .seconds(10),
+                tls: TLSConfiguration = .makeClientConfiguration()) {
+        pool = HTTP1Pool(group: MultiThreadedEventLoopGroup.singleton, proxy: proxy.flatMap(HTTPProxy.init), tls: tls,
+                         connectTimeout: .seconds(5), maxBodyBytes: Self.maxBodyBytes)
+        web = Base(endpoints.web)
+        webcast = Base(endpoints.webcast)
         self.session = session
-        self.timeout = .seconds(Int64(timeout.components.seconds))
-        self.logger = logger
+        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        commonHeaders = [
+            "User-Agent": Self.userAgent,
+            "Accept": "application/json, text/plain, */*",
+            "Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8",
+            "Accept-Encoding": "gzip, deflate",
+            "Referer": "https://www.tiktok.com/",
+            "Origin": "https://www.tiktok.com",
+            "Connection": "keep-alive",
+        ]
     }
 
     public func shutdown() async {
-        try? await http.shutdown()
+        await pool.shutdown()
     }
 
     public func lookUp(_ username: Username) async -> AccountLookup {
-        let url = "\(endpoints.web)/api-live/user/room/?\(Self.commonQuery)&uniqueId=\(username.value)&sourceType=54"
-        switch await get(url, withSession: false) {
+        let target = "\(web.path)/api-live/user/room/?\(Self.commonQuery)&uniqueId=\(username.value)&sourceType=54"
+        switch await get(web.origin, target, withSession: false) {
         case .success(let answer): return ResponseParser.accountLookup(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
     }
 
     public func checkAlive(_ roomIDs: [String]) async -> AliveCheck {
-        let url = "\(endpoints.webcast)/webcast/room/check_alive/?\(Self.commonQuery)&room_ids=\(roomIDs.joined(separator: ","))"
-        switch await get(url, withSession: false) {
+        let target = "\(webcast.path)/webcast/room/check_alive/?\(Self.commonQuery)&room_ids=\(roomIDs.joined(separator: ","))"
+        switch await get(webcast.origin, target, withSession: false) {
         case .success(let answer): return ResponseParser.aliveCheck(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
     }
 
     public func roomInfo(_ roomID: String) async -> RoomInfo {
-        let url = "\(endpoints.webcast)/webcast/room/info/?\(Self.commonQuery)&room_id=\(roomID)"
-        switch await get(url, withSession: true) {
+        let target = "\(webcast.path)/webcast/room/info/?\(Self.commonQuery)&room_id=\(roomID)"
+        switch await get(webcast.origin, target, withSession: true) {
         case .success(let answer): return ResponseParser.roomInfo(answer, roomID: roomID)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
@@ -78,28 +96,48 @@ public final class HTTPTikTokClient: TikTokClient {
 
     private enum Outcome { case success(ResponseParser.HTTPAnswer), failure(String) }
 
-    private func get(_ url: String, withSession: Bool) async -> Outcome {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "User-Agent", value: Self.userAgent)
-        request.headers.add(name: "Accept", value: "application/json, text/plain, */*")
-        request.headers.add(name: "Accept-Language", value: "fr-FR,fr;q=0.9,en;q=0.8")
-        request.headers.add(name: "Referer", value: "https://www.tiktok.com/")
-        request.headers.add(name: "Origin", value: "https://www.tiktok.com")
+    private func get(_ origin: Origin, _ target: String, withSession: Bool) async -> Outcome {
+        var origin = origin
+        var target = target
+        var headers = commonHeaders
         var cookie = "tt-target-idc=useast1a"
         // The session (a secret) goes only where age-restricted rooms need it, and is never logged.
         if withSession, let session, !session.isEmpty { cookie += "; " + Self.sessionCookies(session) }
-        request.headers.add(name: "Cookie", value: cookie)
-        do {
-            let response = try await http.execute(request, timeout: timeout, logger: logger)
-            let body = try await response.body.collect(upTo: maxBodyBytes)
+        headers.add(name: "Cookie", value: cookie)
+        let firstHost = origin.host
+        var redirects = 0
+        while true {
+            let answer: ResponseCollector.Answer
+            do {
+                answer = try await pool.get(origin, target: target, headers: headers, timeout: timeout)
+            } catch {
+                return .failure(ResponseCollector.classify(error).description)
+            }
+            let status = Int(answer.head.status.code)
+            if [301, 302, 303, 307, 308].contains(status), redirects < Self.maxRedirects,
+               let location = answer.head.headers.first(name: "Location"),
+               let next = Self.resolve(location, from: origin, target: target) {
+                redirects += 1
+                origin = next.origin
+                target = next.target
+                // Cookies (the session among them) stay with the host they were meant for.
+                if origin.host != firstHost { headers.remove(name: "Cookie") }
+                continue
+            }
             return .success(.init(
-                status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
-                retryAfter: response.headers.first(name: "Retry-After"), body: Data(body.readableBytesView)))
-        } catch let error as HTTPClientError {
-            return .failure(Self.describe(error))
-        } catch {
-            return .failure("\(type(of: error)): \(error)".prefix(200).description)
+                status: status, contentType: answer.head.headers.first(name: "Content-Type"),
+                retryAfter: answer.head.headers.first(name: "Retry-After"), body: Data(answer.body.readableBytesView)))
         }
+    }
+
+    /// Where a `Location` points, absolute or relative to the request it answered; nil if not http(s).
+    static func resolve(_ location: String, from origin: Origin, target: String) -> (origin: Origin, target: String)? {
+        let base = URL(string: "\(origin.tls ? "https" : "http")://\(origin.authority)\(target)")
+        guard let url = URL(string: location, relativeTo: base)?.absoluteURL, let next = Origin(url) else { return nil }
+        var path = url.path(percentEncoded: true)
+        if path.isEmpty { path = "/" }
+        if let query = url.query(percentEncoded: true) { path += "?" + query }
+        return (next, path)
     }
 
     /// A bare `sessionid` value becomes the three cookies TikTok expects; a full cookie string passes as is.
@@ -107,14 +145,5 @@ public final class HTTPTikTokClient: TikTokClient {
         let trimmed = session.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.contains("=") { return trimmed }
         return "sessionid=\(trimmed); sessionid_ss=\(trimmed); sid_tt=\(trimmed)"
-    }
-
-    private static func describe(_ error: HTTPClientError) -> String {
-        switch error {
-        case .readTimeout, .deadlineExceeded: return "timeout"
-        case .connectTimeout: return "connect timeout"
-        case .remoteConnectionClosed: return "connection closed by TikTok"
-        default: return "\(error)".prefix(200).description
-        }
     }
 }

@@ -1,0 +1,257 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTPCompression
+import NIOPosix
+import NIOSSL
+
+/// The scheme, host and port a request goes to.
+struct Origin: Hashable, Sendable {
+    var tls: Bool
+    var host: String
+    var port: Int
+
+    init(tls: Bool, host: String, port: Int) {
+        self.tls = tls
+        self.host = host
+        self.port = port
+    }
+
+    init?(_ url: URL) {
+        guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty
+        else { return nil }
+        self.init(tls: scheme == "https", host: host, port: url.port ?? (scheme == "https" ? 443 : 80))
+    }
+
+    /// The `Host` header: the port only when it is not the scheme's own.
+    var authority: String { port == (tls ? 443 : 80) ? host : "\(host):\(port)" }
+}
+
+/// An HTTP proxy (`http://[user:password@]host:port`): https origins through a `CONNECT` tunnel,
+/// http origins by absolute-form requests, as browsers and curl do.
+struct HTTPProxy: Sendable {
+    var host: String
+    var port: Int
+    /// `Basic …` when the URL carries credentials; a secret, sent only to the proxy.
+    var authorization: String?
+
+    init?(_ text: String) {
+        guard let url = URL(string: text), url.scheme?.lowercased() == "http", let host = url.host, !host.isEmpty else { return nil }
+        self.host = host
+        port = url.port ?? 8080
+        if let user = url.user(percentEncoded: false) {
+            let password = url.password(percentEncoded: false) ?? ""
+            authorization = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+        }
+    }
+}
+
+/// Kept-alive HTTP/1.1 connections to a few origins, directly or through one proxy, on the
+/// process's event loops. A check costs one write and one read on a warm connection — no
+/// connection pool state machine, no body stream, no task hop beyond the await of the answer.
+final class HTTP1Pool: @unchecked Sendable {
+    private let group: any EventLoopGroup
+    private let proxy: HTTPProxy?
+    private let tls: Result<NIOSSLContext, any Error>
+    private let connectTimeout: TimeAmount
+    private let maxBodyBytes: Int
+    /// A server may drop a connection it has kept idle; past this age one is not reused.
+    private let maxIdle: TimeAmount = .seconds(50)
+    private let maxIdlePerOrigin = 16
+
+    private struct Connection {
+        var channel: any Channel
+        var collector: ResponseCollector
+        var idleSince: NIODeadline
+    }
+
+    private struct State {
+        var idle: [Origin: [Connection]] = [:]
+        var open: [ObjectIdentifier: any Channel] = [:]
+        var shutDown = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    init(group: any EventLoopGroup, proxy: HTTPProxy?, tls: TLSConfiguration, connectTimeout: TimeAmount, maxBodyBytes: Int) {
+        self.group = group
+        self.proxy = proxy
+        self.tls = Result { try NIOSSLContext(configuration: tls) }
+        self.connectTimeout = connectTimeout
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// GETs `target` (path and query) from `origin` with `headers` (no Host: it is added here).
+    func get(_ origin: Origin, target: String, headers: HTTPHeaders, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)
+        head.headers.add(name: "Host", value: origin.authority)
+        if let proxy, !origin.tls {
+            head.uri = "http://\(origin.authority)\(target)"
+            if let authorization = proxy.authorization { head.headers.add(name: "Proxy-Authorization", value: authorization) }
+        }
+        if let connection = takeIdle(origin) {
+            do {
+                return try await exchange(head, on: connection, origin: origin, timeout: timeout)
+            } catch HTTPFailure.closedBeforeAnswer {
+                // The server closed a connection it had kept idle: once more on a new one.
+            }
+        }
+        let connection = try await connect(origin)
+        return try await exchange(head, on: connection, origin: origin, timeout: timeout)
+    }
+
+    func shutdown() async {
+        let channels = state.withLockedValue { state in
+            state.shutDown = true
+            state.idle = [:]
+            return Array(state.open.values)
+        }
+        for channel in channels { try? await channel.close() }
+    }
+
+    private func exchange(_ head: HTTPRequestHead, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
+        let promise = connection.channel.eventLoop.makePromise(of: ResponseCollector.Answer.self)
+        connection.collector.send(head, timeout: timeout, promise: promise)
+        let answer = try await promise.futureResult.get()
+        if answer.reusable { putIdle(connection, origin: origin) }
+        return answer
+    }
+
+    private func takeIdle(_ origin: Origin) -> Connection? {
+        let now = NIODeadline.now()
+        var stale: [any Channel] = []
+        let found = state.withLockedValue { state -> Connection? in
+            while let connection = state.idle[origin]?.popLast() {
+                if connection.channel.isActive, now - connection.idleSince < maxIdle { return connection }
+                stale.append(connection.channel)
+            }
+            return nil
+        }
+        for channel in stale { channel.close(promise: nil) }
+        return found
+    }
+
+    private func putIdle(_ connection: Connection, origin: Origin) {
+        var connection = connection
+        connection.idleSince = .now()
+        let kept = state.withLockedValue { state -> Bool in
+            guard !state.shutDown, state.open[ObjectIdentifier(connection.channel)] != nil,
+                  state.idle[origin, default: []].count < maxIdlePerOrigin else { return false }
+            state.idle[origin, default: []].append(connection)
+            return true
+        }
+        if !kept { connection.channel.close(promise: nil) }
+    }
+
+    private func connect(_ origin: Origin) async throws -> Connection {
+        if state.withLockedValue({ $0.shutDown }) { throw HTTPFailure.shutDown }
+        let sslContext: NIOSSLContext?
+        if origin.tls {
+            do { sslContext = try tls.get() } catch { throw HTTPFailure.tls("\(error)") }
+        } else {
+            sslContext = nil
+        }
+        let collector = ResponseCollector(maxBodyBytes: maxBodyBytes)
+        let maxBodyBytes = self.maxBodyBytes
+        let tunnelTarget = origin.tls ? proxy.map { _ in "\(origin.host):\(origin.port)" } : nil
+        if tunnelTarget != nil, Self.isAddress(origin.host) {
+            // Without a name, NIOSSL checks the certificate against the peer's address: through a
+            // tunnel that is the proxy's, so an address origin cannot be verified there.
+            throw HTTPFailure.tls("an https origin given by address cannot be verified through a proxy")
+        }
+        let loop = group.any()
+        // Made here, not in the initializer: a proxy that answers at once may have closed the
+        // channel, emptying its pipeline, before the tunnel handler could be looked up.
+        let established = loop.makePromise(of: Void.self)
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelInitializer { [proxy, connectTimeout] channel in
+                do {
+                    if let tunnelTarget, let proxy {
+                        let tunnel = ProxyTunnel(target: tunnelTarget, authorization: proxy.authorization,
+                                                 timeout: connectTimeout, established: established)
+                        try channel.pipeline.syncOperations.addHandler(tunnel)
+                    } else {
+                        try Self.addHTTPHandlers(channel, tls: sslContext, serverHostname: origin.host,
+                                                 collector: collector, maxBodyBytes: maxBodyBytes)
+                    }
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.connect(host: proxy?.host ?? origin.host, port: proxy?.port ?? origin.port).get()
+        } catch {
+            established.fail(HTTPFailure.shutDown)
+            throw Self.connectFailure(error, viaProxy: proxy != nil)
+        }
+        if tunnelTarget == nil { established.succeed(()) }
+        let registered = state.withLockedValue { state -> Bool in
+            guard !state.shutDown else { return false }
+            state.open[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard registered else {
+            channel.close(promise: nil)
+            throw HTTPFailure.shutDown
+        }
+        channel.closeFuture.whenComplete { [weak self] _ in self?.forget(channel) }
+        if tunnelTarget != nil {
+            do {
+                try await established.futureResult.flatMapThrowing {
+                    let pipeline = channel.pipeline.syncOperations
+                    pipeline.removeHandler(try pipeline.handler(type: ProxyTunnel.self), promise: nil)
+                    try Self.addHTTPHandlers(channel, tls: sslContext, serverHostname: origin.host,
+                                             collector: collector, maxBodyBytes: maxBodyBytes)
+                }.get()
+            } catch {
+                channel.close(promise: nil)
+                throw error as? HTTPFailure ?? .proxy(String("\(error)".prefix(120)))
+            }
+        }
+        return Connection(channel: channel, collector: collector, idleSince: .now())
+    }
+
+    private func forget(_ channel: any Channel) {
+        state.withLockedValue { state in
+            state.open[ObjectIdentifier(channel)] = nil
+            for (origin, connections) in state.idle where connections.contains(where: { $0.channel === channel }) {
+                state.idle[origin] = connections.filter { $0.channel !== channel }
+            }
+        }
+    }
+
+    private static func addHTTPHandlers(_ channel: any Channel, tls: NIOSSLContext?, serverHostname: String,
+                                        collector: ResponseCollector, maxBodyBytes: Int) throws {
+        let pipeline = channel.pipeline.syncOperations
+        if let tls {
+            // SNI takes a name, never an address literal.
+            try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isAddress(serverHostname) ? nil : serverHostname))
+        }
+        try pipeline.addHTTPClientHandlers()
+        try pipeline.addHandler(NIOHTTPResponseDecompressor(limit: .size(maxBodyBytes)))
+        try pipeline.addHandler(collector)
+    }
+
+    private static func isAddress(_ host: String) -> Bool {
+        (try? SocketAddress(ipAddress: host, port: 0)) != nil
+    }
+
+    private static func connectFailure(_ error: any Error, viaProxy: Bool) -> HTTPFailure {
+        if case ChannelError.connectTimeout = error { return viaProxy ? .proxy("connect timeout") : .connectTimeout }
+        let why: String
+        if let io = error as? IOError {
+            why = String(cString: strerror(io.errnoCode)).lowercased()
+        } else if let connection = error as? NIOConnectionError, let first = connection.connectionErrors.first?.error as? IOError {
+            why = String(cString: strerror(first.errnoCode)).lowercased()
+        } else if error is NIOConnectionError || error is SocketAddressError {
+            why = "name not resolved"
+        } else {
+            why = String("\(error)".prefix(120))
+        }
+        return viaProxy ? .proxy("cannot connect (\(why))") : .cannotConnect(why)
+    }
+}

@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import NIOHTTP1
+
+/// Why a request got no answer. The descriptions are what `unknown(reason)` carries into logs and
+/// `tttctl status`: short, and never a URL (a proxy's may hold credentials, a request's a session).
+enum HTTPFailure: Error, Equatable, CustomStringConvertible {
+    case timeout
+    case connectTimeout
+    case cannotConnect(String)
+    /// Closed before the answer's head arrived: on a reused connection the server may have dropped
+    /// it while idle, so the request is worth one more try on a fresh one.
+    case closedBeforeAnswer
+    case closed
+    case tooLarge
+    case proxy(String)
+    case tls(String)
+    case protocolError(String)
+    case shutDown
+
+    var description: String {
+        switch self {
+        case .timeout: "timeout"
+        case .connectTimeout: "connect timeout"
+        case .cannotConnect(let why): "cannot connect: \(why)"
+        case .closedBeforeAnswer, .closed: "connection closed by TikTok"
+        case .tooLarge: "answer larger than the limit"
+        case .proxy(let why): "proxy: \(why)"
+        case .tls(let why): "TLS: \(why)"
+        case .protocolError(let why): "bad HTTP: \(why)"
+        case .shutDown: "shutting down"
+        }
+    }
+}
+
+/// One HTTP/1.1 exchange at a time on a kept-alive connection: writes the request, collects the
+/// answer into one buffer (no async body stream: TikTok's answers are a few kilobytes) and
+/// completes the exchange's promise on the connection's own event loop. All state is confined to
+/// that loop, so the only way in from outside is `send`, hopping onto it.
+final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    struct Answer {
+        var head: HTTPResponseHead
+        var body: ByteBuffer
+        /// The server keeps the connection open for another request.
+        var reusable: Bool
+    }
+
+    private let maxBodyBytes: Int
+    private var context: ChannelHandlerContext?
+    private var pending: EventLoopPromise<Answer>?
+    private var head: HTTPResponseHead?
+    private var body: ByteBuffer?
+    private var timeout: Scheduled<Void>?
+    /// Why the connection failed while no exchange was in flight (a TLS handshake refused before the
+    /// first request reached the loop): the next request reports that rather than a bare close.
+    private var brokenBy: HTTPFailure?
+
+    init(maxBodyBytes: Int) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        fail(.closedBeforeAnswer)
+    }
+
+    /// Sends `request` and completes `promise` with its answer, or fails it within `timeout`.
+    func send(_ request: HTTPRequestHead, timeout: TimeAmount, promise: EventLoopPromise<Answer>) {
+        promise.futureResult.eventLoop.execute { self.start(request, timeout: timeout, promise: promise) }
+    }
+
+    private func start(_ request: HTTPRequestHead, timeout: TimeAmount, promise: EventLoopPromise<Answer>) {
+        guard let context, context.channel.isActive, pending == nil else {
+            promise.fail(brokenBy ?? HTTPFailure.closedBeforeAnswer)
+            return
+        }
+        pending = promise
+        head = nil
+        body = nil
+        self.timeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
+            self?.fail(.timeout)
+        }
+        context.write(wrapOutboundOut(.head(request)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard pending != nil else {
+            // Bytes nobody asked for: the connection cannot be trusted for the next exchange.
+            context.close(promise: nil)
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case .head(let answerHead):
+            head = answerHead
+        case .body(var part):
+            if body == nil {
+                body = part
+            } else {
+                body!.writeBuffer(&part)
+            }
+            if body!.readableBytes > maxBodyBytes { fail(.tooLarge) }
+        case .end:
+            guard let answerHead = head, let promise = pending else { return }
+            finish()
+            let reusable = answerHead.isKeepAlive
+            promise.succeed(Answer(head: answerHead, body: body ?? context.channel.allocator.buffer(capacity: 0),
+                                   reusable: reusable))
+            body = nil
+            if !reusable { context.close(promise: nil) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        fail(head == nil ? .closedBeforeAnswer : .closed)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        var failure = Self.classify(error)
+        if failure == .closed, head == nil { failure = .closedBeforeAnswer }
+        if pending == nil, brokenBy == nil { brokenBy = failure }
+        fail(failure)
+        context.close(promise: nil)
+    }
+
+    /// Fails the exchange in flight, if any, and closes the connection: it is in an unknown state.
+    private func fail(_ failure: HTTPFailure) {
+        guard let promise = pending else { return }
+        finish()
+        body = nil
+        promise.fail(failure)
+        context?.close(promise: nil)
+    }
+
+    private func finish() {
+        pending = nil
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    static func classify(_ error: any Error) -> HTTPFailure {
+        if let failure = error as? HTTPFailure { return failure }
+        if error is HTTPParserError { return .protocolError("\(error)") }
+        let name = String(describing: type(of: error))
+        if name.hasPrefix("NIOSSL") || name.hasPrefix("BoringSSL") { return .tls(String("\(error)".prefix(160))) }
+        if let io = error as? IOError, io.errnoCode == ECONNRESET { return .closed }
+        return .protocolError(String("\(error)".prefix(160)))
+    }
+}
