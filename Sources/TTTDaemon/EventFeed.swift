@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TTTEventLoop
 import TTTStore
 
 /// Fans the events table out to `tttctl follow` clients. Woken by NOTIFY (sent in the transaction
@@ -95,9 +96,12 @@ actor EventFeed {
                 }
             }
             group.addTask {
-                while !Task.isShuttingDownGracefully {
-                    guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(2)) })) != nil else { return }
-                    await self.deliver()
+                // One watch for the whole loop, on the loop's timer: a watch per wait costs a task group and two tasks.
+                try? await cancelWhenGracefulShutdown {
+                    while true {
+                        try await LoopSleep.sleep(for: .seconds(2))
+                        await self.deliver()
+                    }
                 }
             }
         }
@@ -124,8 +128,8 @@ actor EventFeed {
     /// One read of at most 500 events past the cursor.
     private func deliverBatch() async -> BatchOutcome {
         guard started, !subscribers.isEmpty else {
-            // Nobody follows: keep the cursor at the end so a new follower starts from now.
-            if started, let last = try? await store.lastEventID() { cursor = last }
+            // Nobody follows: the next follower starts from the end of the table as it is then.
+            started = false
             return .caughtUp
         }
         let events: [Store.EventRecord]

@@ -69,7 +69,7 @@ public final class DetectionService: Service, Sendable {
     let onRecorded: @Sendable (Store.Recorded, Username) async -> Void
     /// Quiet lookup answers waiting for the next batched write (see `writeQuietAnswers`).
     let quiet = Mutex<[Store.QuietAnswer]>([])
-    static let quietFlushInterval = Duration.milliseconds(250)
+    static let quietFlushInterval = Duration.seconds(1)
     let detectionLatency = Metrics.Timer(label: TTTMetric.detectionLatency.name)
 
     public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
@@ -138,10 +138,10 @@ public final class DetectionService: Service, Sendable {
     }
 
     /// Most answers change nothing but the account's row (an idle account is still offline); one
-    /// statement every 250 ms writes them all instead of a transaction each. An answer lost to a
+    /// statement a second writes them all instead of a transaction each. An answer lost to a
     /// crash before its write only means the account's lease runs out and it is checked again.
     private func writeQuietAnswers() async {
-        // One watch for the whole loop: a watch per wait costs a task group and two tasks, four times a second.
+        // One watch for the whole loop: a watch per wait costs a task group and two tasks each time.
         try? await cancelWhenGracefulShutdown {
             while true {
                 try await LoopSleep.sleep(for: Self.quietFlushInterval)

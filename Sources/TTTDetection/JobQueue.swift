@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import TTTEventLoop
 import TTTStore
 
@@ -22,7 +23,8 @@ actor JobQueue {
     /// One claim at a time: the other workers wait for its accounts rather than claim their own
     /// (eight idle workers each claiming every second, or a burst of eight claims when the buffer ran dry).
     private var claiming = false
-    private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+    /// Outside the actor's isolation, so that a loop timer resumes an idle worker without a task of its own.
+    private let waiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
     private var nextWaiter = 0
     private(set) var accountCount = 0
 
@@ -42,8 +44,10 @@ actor JobQueue {
     }
 
     private func wakeAll() {
-        let woken = waiters.values
-        waiters = [:]
+        let woken = waiters.withLock { waiters in
+            defer { waiters = [:] }
+            return waiters.values
+        }
         woken.forEach { $0.resume() }
     }
 
@@ -97,15 +101,11 @@ actor JobQueue {
         let id = nextWaiter
         nextWaiter += 1
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            waiters[id] = continuation
-            Task { [weak self] in
-                try? await LoopSleep.sleep(until: deadline)
-                await self?.wake(id)
+            waiters.withLock { $0[id] = continuation }
+            // Left to fire after a poke: the worker is gone from `waiters` by then.
+            _ = LoopTimer.after(ContinuousClock.now.duration(to: deadline)) { [weak self] in
+                self?.waiters.withLock { $0.removeValue(forKey: id) }?.resume()
             }
         }
-    }
-
-    private func wake(_ id: Int) {
-        waiters.removeValue(forKey: id)?.resume()
     }
 }

@@ -15,8 +15,7 @@ func withDeadline<T: Sendable>(
             race.continuation.withLock { $0.take() }?.resume(with: result)
             race.timer.withLock { $0?.cancel() }
         }
-        let timer = Task {
-            try? await LoopSleep.sleep(for: limit)
+        let timer = LoopTimer.after(limit) {
             if let pending = race.continuation.withLock({ $0.take() }) {
                 work.cancel()
                 pending.resume(throwing: StoreError.unavailable("no answer within \(limit) (\(what))"))
@@ -29,5 +28,5 @@ func withDeadline<T: Sendable>(
 /// Whoever takes the continuation first (the work or the timer) resumes the caller.
 private final class DeadlineRace<T: Sendable>: Sendable {
     let continuation = Mutex<CheckedContinuation<T, any Error>?>(nil)
-    let timer = Mutex<Task<Void, Never>?>(nil)
+    let timer = Mutex<LoopTimer?>(nil)
 }
