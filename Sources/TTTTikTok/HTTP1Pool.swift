@@ -185,7 +185,7 @@ final class HTTP1Pool: @unchecked Sendable {
         do {
             channel = try await bootstrap.connect(host: proxy?.host ?? origin.host, port: proxy?.port ?? origin.port).get()
         } catch {
-            established.fail(HTTPFailure.shutDown)
+            established.fail(HTTPFailure.shutDown)  // nobody waits on it; it must only not be left open
             throw Self.connectFailure(error, viaProxy: proxy != nil)
         }
         if tunnelTarget == nil { established.succeed(()) }

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""steady.py — tttd's CPU per check in detection's steady state (bench/detection/steady drives it).
+
+    steady.py --bin DIR --pg-url URL --pg-bindir DIR --work DIR [--accounts 1 1000 10000] [--settle 30] [--seconds 60]
+
+For each account count N: a fresh database; tttsim with N accounts (none live); tttd with the budget
+N ÷ 60 req/s (bench/detection's, so the round-robin bound is 30 s) and 8 workers, transcription
+and analysis off, nobody following. The accounts are imported, tttd runs `--settle` seconds, then
+tttd's utime + stime over `--seconds` is divided by the TikTok requests tttsim counted in that
+time. Context switches are summed over tttd's threads. With N = 1 (a request a minute) the row is
+tttd's fixed cost: CPU milliseconds a second. No lives, no follower: this isolates the cost of a
+check that changes nothing, which bench/detection's figure also carries (with lives and events).
+"""
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+ROUND_S = 60
+
+
+def log(*parts):
+    print("steady:", *parts, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def http(method, url):
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
+        body = r.read()
+        return json.loads(body) if body else None
+
+
+def with_database(url, name):
+    head, _, tail = url.partition("?")
+    return head.rsplit("/", 1)[0] + "/" + name + ("?" + tail if tail else "")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid):
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            for line in open(f"/proc/{pid}/task/{tid}/status"):
+                if "ctxt_switches" in line:
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def rss_mb(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(a, n):
+    psql = os.path.join(a.pg_bindir, "psql")
+    db = f"steady_{n}"
+    admin = with_database(a.pg_url, "postgres")
+    quiet = dict(os.environ, PGOPTIONS="-c client_min_messages=warning")
+    subprocess.run([psql, admin, "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True, env=quiet)
+    subprocess.run([psql, admin, "-qc", f"CREATE DATABASE {db}"], check=True, env=quiet)
+    work = os.path.join(a.work, f"steady-{n}")
+    os.makedirs(work, exist_ok=True)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    procs = []
+    try:
+        sim = subprocess.Popen([os.path.join(a.bin, "tttsim"), "--listen", f"127.0.0.1:{port}", "--accounts", str(n)],
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tttsim.log"), "w"))
+        procs.append(sim)
+        for _ in range(200):
+            try:
+                http("GET", base + "/_sim/stats")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError(f"tttsim did not answer; see {work}/tttsim.log")
+        sock = os.path.join(work, "control.sock")
+        config = os.path.join(work, "tttd.yaml")
+        with open(config, "w") as f:
+            f.write(f"""database:
+  url: "{with_database(a.pg_url, db)}"
+control:
+  socket: "{sock}"
+tiktok:
+  web_url: {base}
+  webcast_url: {base}
+  requests_per_second: {n / ROUND_S:.6f}
+  concurrency: 8
+detection:
+  interval: 1s
+transcription:
+  enabled: false
+analysis:
+  enabled: false
+evidence:
+  directory: "{work}/evidence"
+log:
+  level: notice
+""")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TTTD_") and k not in ("TTTCTL_SOCKET", "NOTIFY_SOCKET")}
+        tttd = subprocess.Popen([os.path.join(a.bin, "tttd"), "--config", config], env=env,
+                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tttd.log"), "w"))
+        procs.append(tttd)
+        names = os.path.join(work, "accounts.txt")
+        with open(names, "w") as f:
+            f.write("".join(f"sim{i}\n" for i in range(n)))
+        deadline = time.monotonic() + 120
+        while True:
+            out = subprocess.run([os.path.join(a.bin, "tttctl"), "accounts", "import", names, "--socket", sock],
+                                 capture_output=True, text=True)
+            if out.returncode == 0:
+                break
+            if tttd.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tttd is not answering ({out.stderr.strip()}); see {work}/tttd.log")
+            time.sleep(0.5)
+        time.sleep(a.settle)
+        http("DELETE", base + "/_sim/stats")
+        cpu0, ctx0, t0 = cpu_seconds(tttd.pid), context_switches(tttd.pid), time.monotonic()
+        time.sleep(a.seconds)
+        cpu1, ctx1, t1 = cpu_seconds(tttd.pid), context_switches(tttd.pid), time.monotonic()
+        stats = http("GET", base + "/_sim/stats")
+        requests = sum(stats["requests"].values())
+        return {"accounts": n, "seconds": t1 - t0, "requests": requests, "cpu_s": cpu1 - cpu0,
+                "switches": ctx1 - ctx0, "rss_mb": rss_mb(tttd.pid)}
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--bin", required=True)
+    p.add_argument("--pg-url", required=True)
+    p.add_argument("--pg-bindir", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--accounts", type=int, nargs="+", default=[1, 1000, 10000])
+    p.add_argument("--settle", type=float, default=30)
+    p.add_argument("--seconds", type=float, default=60)
+    a = p.parse_args()
+    rows = []
+    for n in a.accounts:
+        log(f"{n} accounts: settling {a.settle:.0f} s, measuring {a.seconds:.0f} s")
+        rows.append(run(a, n))
+    print("| accounts | checks / s | tttd CPU | CPU per check | context switches per check | RSS |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        rate = r["requests"] / r["seconds"]
+        per_second = r["cpu_s"] / r["seconds"] * 1000
+        if r["requests"] >= r["seconds"]:
+            per_check = f"{r['cpu_s'] / r['requests'] * 1000:.3f} ms"
+            switches = f"{r['switches'] / r['requests']:.1f}"
+        else:
+            per_check, switches = "— (idle)", f"{r['switches'] / r['seconds']:.0f} a second"
+        print(f"| {r['accounts']:,} | {rate:.1f} | {per_second:.2f} ms a second | {per_check} | {switches} | {r['rss_mb']:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
