@@ -12,43 +12,16 @@ tttd's fixed cost: CPU milliseconds a second. No lives, no follower: this isolat
 check that changes nothing, which bench/detection's figure also carries (with lives and events).
 """
 import argparse
-import json
 import os
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
-ROUND_S = 60
+from bench import ROUND_S, free_port, http, proc_cpu_s, proc_status_kb, with_database
 
 
 def log(*parts):
     print("steady:", *parts, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def http(method, url):
-    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as r:
-        body = r.read()
-        return json.loads(body) if body else None
-
-
-def with_database(url, name):
-    head, _, tail = url.partition("?")
-    return head.rsplit("/", 1)[0] + "/" + name + ("?" + tail if tail else "")
-
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def context_switches(pid):
@@ -61,13 +34,6 @@ def context_switches(pid):
         except OSError:
             pass
     return total
-
-
-def rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def run(a, n):
@@ -88,10 +54,11 @@ def run(a, n):
         procs.append(sim)
         for _ in range(200):
             try:
-                http("GET", base + "/_sim/stats")
-                break
+                if http("GET", base + "/_sim/stats", timeout=1)[0] == 200:
+                    break
             except OSError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
             raise RuntimeError(f"tttsim did not answer; see {work}/tttsim.log")
         sock = os.path.join(work, "control.sock")
@@ -135,13 +102,13 @@ log:
             time.sleep(0.5)
         time.sleep(a.settle)
         http("DELETE", base + "/_sim/stats")
-        cpu0, ctx0, t0 = cpu_seconds(tttd.pid), context_switches(tttd.pid), time.monotonic()
+        cpu0, ctx0, t0 = proc_cpu_s(tttd.pid), context_switches(tttd.pid), time.monotonic()
         time.sleep(a.seconds)
-        cpu1, ctx1, t1 = cpu_seconds(tttd.pid), context_switches(tttd.pid), time.monotonic()
-        stats = http("GET", base + "/_sim/stats")
+        cpu1, ctx1, t1 = proc_cpu_s(tttd.pid), context_switches(tttd.pid), time.monotonic()
+        _, stats = http("GET", base + "/_sim/stats")
         requests = sum(stats["requests"].values())
         return {"accounts": n, "seconds": t1 - t0, "requests": requests, "cpu_s": cpu1 - cpu0,
-                "switches": ctx1 - ctx0, "rss_mb": rss_mb(tttd.pid)}
+                "switches": ctx1 - ctx0, "rss_mb": proc_status_kb(tttd.pid, "VmRSS") / 1024}
     finally:
         for p in reversed(procs):
             p.terminate()
