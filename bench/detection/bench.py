@@ -112,6 +112,47 @@ def http(method, url, body=None, timeout=10):
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode(errors="replace")
 
+def wait_for_tttsim(sim_base, sim, work):
+    """Returns when tttsim answers on `sim_base`; raises if it exits or stays silent 20 s."""
+    for _ in range(200):
+        try:
+            if http("GET", sim_base + "/_sim/stats", timeout=1)[0] == 200:
+                return
+        except OSError:
+            pass
+        if sim.poll() is not None:
+            raise RuntimeError(f"tttsim exited ({sim.returncode}); see {work}/tttsim.log")
+        time.sleep(0.1)
+    raise RuntimeError(f"tttsim did not answer; see {work}/tttsim.log")
+
+
+def write_config(path, *, db_url, socket_path, sim_base, budget, concurrency, work):
+    """tttd's configuration for the bench: detection only, against tttsim, at `budget` req/s."""
+    with open(path, "w") as f:
+        f.write(f"""database:
+  url: "{db_url}"
+control:
+  socket: "{socket_path}"
+tiktok:
+  web_url: {sim_base}
+  webcast_url: {sim_base}
+  requests_per_second: {budget:.6f}
+  concurrency: {concurrency}
+detection:
+  interval: 1s
+  offline_confirmations: 2
+  live_recheck: 5s
+  lease: 60s
+transcription:
+  enabled: false
+analysis:
+  enabled: false
+evidence:
+  directory: "{work}/evidence"
+log:
+  level: notice
+""")
+
 
 def committed_transactions(db, dbname):
     """PostgreSQL's count of committed transactions in the bench's database (each tttd statement
@@ -290,44 +331,12 @@ def run_case(a):
         sim_base = f"http://127.0.0.1:{port}"
         sim = procs.start([tttsim_bin, "--listen", f"127.0.0.1:{port}", "--accounts", str(n), "--seed", str(a.seed)],
                           stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tttsim.log"), "w"))
-        for _ in range(200):
-            try:
-                if http("GET", sim_base + "/_sim/stats", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            if sim.poll() is not None:
-                raise RuntimeError(f"tttsim exited ({sim.returncode}); see {work}/tttsim.log")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("tttsim did not answer")
+        wait_for_tttsim(sim_base, sim, work)
 
         socket_path = os.path.join(work, "control.sock")
         config = os.path.join(work, "tttd.yaml")
-        with open(config, "w") as f:
-            f.write(f"""database:
-  url: "{db_url}"
-control:
-  socket: "{socket_path}"
-tiktok:
-  web_url: {sim_base}
-  webcast_url: {sim_base}
-  requests_per_second: {budget:.6f}
-  concurrency: {a.concurrency}
-detection:
-  interval: 1s
-  offline_confirmations: 2
-  live_recheck: 5s
-  lease: 60s
-transcription:
-  enabled: false
-analysis:
-  enabled: false
-evidence:
-  directory: "{work}/evidence"
-log:
-  level: notice
-""")
+        write_config(config, db_url=db_url, socket_path=socket_path, sim_base=sim_base, budget=budget,
+                     concurrency=a.concurrency, work=work)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TTTD_") and k != "TTTCTL_SOCKET"}
 
         def start_tttd(phase):

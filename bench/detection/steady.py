@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from bench import ROUND_S, free_port, http, proc_cpu_s, proc_status_kb, with_database
+from bench import ROUND_S, free_port, http, proc_cpu_s, proc_status_kb, wait_for_tttsim, with_database, write_config
 
 
 def log(*parts):
@@ -52,38 +52,12 @@ def run(a, n):
         sim = subprocess.Popen([os.path.join(a.bin, "tttsim"), "--listen", f"127.0.0.1:{port}", "--accounts", str(n)],
                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tttsim.log"), "w"))
         procs.append(sim)
-        for _ in range(200):
-            try:
-                if http("GET", base + "/_sim/stats", timeout=1)[0] == 200:
-                    break
-            except OSError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"tttsim did not answer; see {work}/tttsim.log")
+        wait_for_tttsim(base, sim, work)
         sock = os.path.join(work, "control.sock")
         config = os.path.join(work, "tttd.yaml")
-        with open(config, "w") as f:
-            f.write(f"""database:
-  url: "{with_database(a.pg_url, db)}"
-control:
-  socket: "{sock}"
-tiktok:
-  web_url: {base}
-  webcast_url: {base}
-  requests_per_second: {n / ROUND_S:.6f}
-  concurrency: 8
-detection:
-  interval: 1s
-transcription:
-  enabled: false
-analysis:
-  enabled: false
-evidence:
-  directory: "{work}/evidence"
-log:
-  level: notice
-""")
+        # bench/detection's settings: the same tttd, without lives.
+        write_config(config, db_url=with_database(a.pg_url, db), socket_path=sock, sim_base=base,
+                     budget=n / ROUND_S, concurrency=8, work=work)
         env = {k: v for k, v in os.environ.items() if not k.startswith("TTTD_") and k not in ("TTTCTL_SOCKET", "NOTIFY_SOCKET")}
         tttd = subprocess.Popen([os.path.join(a.bin, "tttd"), "--config", config], env=env,
                                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "tttd.log"), "w"))
