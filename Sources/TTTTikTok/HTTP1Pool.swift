@@ -158,7 +158,7 @@ final class HTTP1Pool: @unchecked Sendable {
         if tunnelTarget != nil, Self.isAddress(origin.host) {
             // Without a name, NIOSSL checks the certificate against the peer's address: through a
             // tunnel that is the proxy's, so an address origin cannot be verified there.
-            throw HTTPFailure.tls("an https origin given by address cannot be verified through a proxy")
+            throw HTTPFailure.tls("an https origin given by address cannot be verified through a proxy; give its host name")
         }
         let loop = group.any()
         // Made here, not in the initializer: a proxy that answers at once may have closed the

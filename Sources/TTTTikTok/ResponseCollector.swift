@@ -5,6 +5,7 @@ import Darwin
 #endif
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Why a request got no answer. The descriptions are what `unknown(reason)` carries into logs and
 /// `tttctl status`: short, and never a URL (a proxy's may hold credentials, a request's a session).
@@ -153,8 +154,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     static func classify(_ error: any Error) -> HTTPFailure {
         if let failure = error as? HTTPFailure { return failure }
         if error is HTTPParserError { return .protocolError("\(error)") }
-        let name = String(describing: type(of: error))
-        if name.hasPrefix("NIOSSL") || name.hasPrefix("BoringSSL") { return .tls(String("\(error)".prefix(160))) }
+        if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
+            return .tls(String("\(error)".prefix(160)))
+        }
         if let io = error as? IOError, io.errnoCode == ECONNRESET { return .closed }
         return .protocolError(String("\(error)".prefix(160)))
     }
