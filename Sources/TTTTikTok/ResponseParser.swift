@@ -49,35 +49,93 @@ public enum ResponseParser {
 
     // MARK: api-live/user/room
 
-    struct UserRoomEnvelope: Decodable {
-        struct DataPart: Decodable {
-            struct User: Decodable {
-                var roomId: String?
-                var status: Int?
-            }
-            struct LiveRoomPart: Decodable {
-                struct Stats: Decodable { var userCount: Int? }
-                struct StreamDataPart: Decodable {
-                    struct PullData: Decodable { var stream_data: String? }
-                    var pull_data: PullData?
-                }
-                var status: Int?
-                var title: String?
-                var startTime: Int64?
-                var liveRoomStats: Stats?
-                var streamData: StreamDataPart?
-            }
-            var user: User?
-            var liveRoom: LiveRoomPart?
+    /// The fields of api-live/user/room that tttd reads, from one pass of `JSONScanner` (this
+    /// answer is read on every check).
+    struct UserRoomEnvelope {
+        struct User {
+            var roomId: String?
+            var status: Int?
         }
-        var data: DataPart?
+        struct LiveRoom {
+            var status: Int?
+            var title: String?
+            var startTime: Int?
+            var userCount: Int?
+            var streamData: String?
+        }
+        var user: User?
+        var liveRoom: LiveRoom?
         var message: String?
         var statusCode: Int?
+
+        init(scanning body: Data) throws {
+            var user: User?
+            var liveRoom: LiveRoom?
+            var message: String?
+            var statusCode: Int?
+            try JSONScanner.scan(body) { json in
+                try json.object { json, key in
+                    switch key {
+                    case "data":
+                        _ = try json.nullableObject { json, key in
+                            switch key {
+                            case "user": user = try Self.user(&json)
+                            case "liveRoom": liveRoom = try Self.liveRoom(&json)
+                            default: try json.skip()
+                            }
+                        }
+                    case "message": message = try json.string()
+                    case "statusCode": statusCode = try json.int()
+                    default: try json.skip()
+                    }
+                }
+            }
+            self.user = user
+            self.liveRoom = liveRoom
+            self.message = message
+            self.statusCode = statusCode
+        }
+
+        private static func user(_ json: inout JSONScanner) throws -> User? {
+            var user = User()
+            guard try json.nullableObject({ json, key in
+                switch key {
+                case "roomId": user.roomId = try json.string()
+                case "status": user.status = try json.int()
+                default: try json.skip()
+                }
+            }) else { return nil }
+            return user
+        }
+
+        private static func liveRoom(_ json: inout JSONScanner) throws -> LiveRoom? {
+            var room = LiveRoom()
+            guard try json.nullableObject({ json, key in
+                switch key {
+                case "status": room.status = try json.int()
+                case "title": room.title = try json.string()
+                case "startTime": room.startTime = try json.int()
+                case "liveRoomStats":
+                    _ = try json.nullableObject { json, key in
+                        if key == "userCount" { room.userCount = try json.int() } else { try json.skip() }
+                    }
+                case "streamData":
+                    _ = try json.nullableObject { json, key in
+                        guard key == "pull_data" else { return try json.skip() }
+                        _ = try json.nullableObject { json, key in
+                            if key == "stream_data" { room.streamData = try json.string() } else { try json.skip() }
+                        }
+                    }
+                default: try json.skip()
+                }
+            }) else { return nil }
+            return room
+        }
     }
 
     public static func accountLookup(_ answer: HTTPAnswer) -> AccountLookup {
         if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
-        guard let envelope = try? JSONDecoder().decode(UserRoomEnvelope.self, from: answer.body) else {
+        guard let envelope = try? UserRoomEnvelope(scanning: answer.body) else {
             return .unknown(reason: "unexpected JSON from api-live/user/room", block: nil)
         }
         switch envelope.statusCode {
@@ -89,25 +147,25 @@ public enum ResponseParser {
             let message = envelope.message.map { $0.isEmpty ? "" : " \($0)" } ?? ""
             return .unknown(reason: "TikTok status \(envelope.statusCode.map(String.init) ?? "missing")\(message)", block: nil)
         }
-        guard let data = envelope.data, let user = data.user else {
+        guard let user = envelope.user else {
             return .unknown(reason: "api-live/user/room without data.user", block: nil)
         }
         let roomID = user.roomId.flatMap { $0.isEmpty || $0 == "0" ? nil : $0 }
-        let status = data.liveRoom?.status ?? user.status
+        let status = envelope.liveRoom?.status ?? user.status
         switch status {
         case 2?:
             guard let roomID else { return .unknown(reason: "live without a room id", block: nil) }
-            let room = data.liveRoom
-            let streams = room?.streamData?.pull_data?.stream_data.map(streamURLs(fromStreamData:)) ?? StreamURLs(audioOnly: nil, flv: [])
+            let room = envelope.liveRoom
+            let streams = room?.streamData.map(streamURLs(fromStreamData:)) ?? StreamURLs(audioOnly: nil, flv: [])
             return .live(LiveRoom(
-                roomID: roomID, title: room?.title, viewers: room?.liveRoomStats?.userCount,
+                roomID: roomID, title: room?.title, viewers: room?.userCount,
                 startedAt: room?.startTime.map { Date(timeIntervalSince1970: TimeInterval($0)) }, streams: streams))
         case 4?:
             return .offline(lastRoomID: roomID)
         case let other?:
             // 3 is reported as "paused": still the same live, not an end.
             if other == 3, let roomID {
-                return .live(LiveRoom(roomID: roomID, title: data.liveRoom?.title, viewers: nil, startedAt: nil,
+                return .live(LiveRoom(roomID: roomID, title: envelope.liveRoom?.title, viewers: nil, startedAt: nil,
                                       streams: StreamURLs(audioOnly: nil, flv: [])))
             }
             return .unknown(reason: "room status \(other)", block: nil)
@@ -139,26 +197,45 @@ public enum ResponseParser {
 
     // MARK: check_alive
 
-    struct AliveEnvelope: Decodable {
-        struct Room: Decodable {
-            var alive: Bool
-            var room_id_str: String?
-        }
-        var data: [Room]?
-        var status_code: Int?
-    }
-
     public static func aliveCheck(_ answer: HTTPAnswer) -> AliveCheck {
         if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
-        guard let envelope = try? JSONDecoder().decode(AliveEnvelope.self, from: answer.body) else {
+        // Read every few seconds while lives are open: the same one pass as the lookup's answer.
+        var rooms: [(id: String?, alive: Bool)]?
+        var statusCode: Int?
+        do {
+            try JSONScanner.scan(answer.body) { json in
+                try json.object { json, key in
+                    switch key {
+                    case "data":
+                        var list = [(id: String?, alive: Bool)]()
+                        if try json.nullableArray({ json in
+                            var id: String?
+                            var alive: Bool?
+                            try json.object { json, key in
+                                switch key {
+                                case "alive": alive = try json.bool()
+                                case "room_id_str": id = try json.string()
+                                default: try json.skip()
+                                }
+                            }
+                            // A room without `alive` says nothing usable: the answer is not what TikTok sends.
+                            guard let alive else { throw JSONScanner.Malformed() }
+                            list.append((id, alive))
+                        }) { rooms = list } else { rooms = nil }
+                    case "status_code": statusCode = try json.int()
+                    default: try json.skip()
+                    }
+                }
+            }
+        } catch {
             return .unknown(reason: "unexpected JSON from check_alive", block: nil)
         }
-        guard envelope.status_code == 0, let rooms = envelope.data else {
-            return .unknown(reason: "check_alive status \(envelope.status_code.map(String.init) ?? "missing")", block: nil)
+        guard statusCode == 0, let rooms else {
+            return .unknown(reason: "check_alive status \(statusCode.map(String.init) ?? "missing")", block: nil)
         }
         var alive = [String: Bool]()
         for room in rooms {
-            if let id = room.room_id_str { alive[id] = room.alive }
+            if let id = room.id { alive[id] = room.alive }
         }
         return .answered(alive)
     }
