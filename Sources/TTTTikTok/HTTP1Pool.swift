@@ -122,7 +122,16 @@ final class HTTP1Pool: @unchecked Sendable {
         let now = NIODeadline.now()
         var stale: [any Channel] = []
         let found = state.withLockedValue { state -> Connection? in
-            while let connection = state.idle[origin]?.popLast() {
+            guard var connections = state.idle.removeValue(forKey: origin) else { return nil }
+            defer { state.idle[origin] = connections }
+            // Preferably one on the loop this task runs on: the request is written and its answer
+            // awaited there, without waking another loop's thread to write it.
+            if let local = connections.lastIndex(where: { $0.channel.eventLoop.inEventLoop }) {
+                let connection = connections.remove(at: local)
+                if connection.channel.isActive, now - connection.idleSince < maxIdle { return connection }
+                stale.append(connection.channel)
+            }
+            while let connection = connections.popLast() {
                 if connection.channel.isActive, now - connection.idleSince < maxIdle { return connection }
                 stale.append(connection.channel)
             }
