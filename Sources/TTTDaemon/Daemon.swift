@@ -8,6 +8,7 @@ import Synchronization
 import TTTConfig
 import TTTDetection
 import TTTDomain
+import TTTEventLoop
 import TTTStore
 import TTTSystemd
 import TTTModeration
@@ -149,18 +150,23 @@ public struct DaemonService: Service, CustomStringConvertible {
     }
 
     private func refreshStatus(_ status: StatusBoard) async {
-        while !Task.isShuttingDownGracefully {
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) } } catch { return }
-            await status.refresh()
+        // One watch for the whole loop, and the loop's timer rather than Dispatch's.
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await LoopSleep.sleep(for: .seconds(5))
+                await status.refresh()
+            }
         }
     }
 
     /// glibc keeps the memory a burst of work (a big `accounts list`, a backlog drained) freed,
     /// so RSS would stay at its peak for months; give it back every half minute.
     private func returnFreedMemory() async {
-        while !Task.isShuttingDownGracefully {
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(30)) } } catch { return }
-            ttt_malloc_trim()
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await LoopSleep.sleep(for: .seconds(30))
+                ttt_malloc_trim()
+            }
         }
     }
 

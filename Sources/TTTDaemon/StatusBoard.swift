@@ -79,6 +79,8 @@ actor StatusBoard {
             gauges.deliveriesPending.record(counts.deliveriesPending)
             setDatabaseState("ok")
         } catch {
+            // Stopping: the query was cut short, which says nothing about the database.
+            if Task.isCancelled { return }
             if case .unavailable(let reason) = error {
                 // The pool retries a login the server refuses (a password changed under a running
                 // tttd) without saying why: its queries only run out of time. A login of our own does.

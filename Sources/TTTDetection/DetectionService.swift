@@ -131,9 +131,12 @@ public final class DetectionService: Service, Sendable {
     // MARK: Loops
 
     private func heartbeat() async {
-        while !Task.isShuttingDownGracefully {
-            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(10)) })) != nil else { return }
-            await beat()
+        // One watch for the whole loop, and the loop's timer rather than Dispatch's.
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await LoopSleep.sleep(for: .seconds(10))
+                await self.beat()
+            }
         }
     }
 

@@ -41,6 +41,10 @@ public final class Store: Sendable {
         configuration.options.maximumConnections = maximumConnections
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.keepAliveBehavior = .init(frequency: .seconds(30))
+        // The pool arms an idle-timeout timer (two tasks and a Dispatch timer) each time a connection
+        // above this minimum goes idle, and cancels it at the next query: tttd queries every second,
+        // so its usual two connections are kept for good instead.
+        configuration.options.minimumConnections = min(2, maximumConnections)
         client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.queryTimeout = queryTimeout
         self.logger = logger

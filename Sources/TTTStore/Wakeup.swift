@@ -1,4 +1,5 @@
 import Synchronization
+import TTTEventLoop
 
 /// Ends a polling loop's wait early when new work is announced, so that the loop can look at the
 /// database rarely on its own and still start at once on work just committed (the daemon rings it
@@ -29,25 +30,10 @@ public final class Wakeup: Sendable {
     }
 
     /// Returns when rung (now, if it was rung since the last wait), after `limit`, or when the
-    /// task is cancelled, whichever comes first.
+    /// task is cancelled, whichever comes first. The limit is a loop timer: no task of its own,
+    /// and no wake of Dispatch's timer thread for the looks that find nothing.
     public func wait(atMost limit: Duration) async {
         if takeRing() { return }
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: limit) }
-            group.addTask { await self.waitForRing() }
-            await group.next()
-            group.cancelAll()
-        }
-    }
-
-    private func takeRing() -> Bool {
-        state.withLock { state in
-            defer { state.rung = false }
-            return state.rung
-        }
-    }
-
-    private func waitForRing() async {
         let id = state.withLock { state in
             defer { state.nextID += 1 }
             return state.nextID
@@ -65,10 +51,23 @@ public final class Wakeup: Sendable {
                     state.waiters[id] = continuation
                     return false
                 }
-                if resumeNow { continuation.resume() }
+                if resumeNow { return continuation.resume() }
+                // Left to fire after a ring: the waiter is gone by then.
+                _ = LoopTimer.after(limit) { [weak self] in self?.resumeWaiter(id) }
             }
         } onCancel: {
-            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
+            resumeWaiter(id)
         }
+    }
+
+    private func takeRing() -> Bool {
+        state.withLock { state in
+            defer { state.rung = false }
+            return state.rung
+        }
+    }
+
+    private func resumeWaiter(_ id: UInt64) {
+        state.withLock { $0.waiters.removeValue(forKey: id) }?.resume()
     }
 }
