@@ -58,12 +58,15 @@ actor JobQueue {
     func next(aliveBatch: Int, lease: Duration, aliveRecheck: Duration) async throws -> Job {
         while true {
             try Task.checkCancellation()
-            if ContinuousClock.now - lastLivesClaim >= .seconds(1) {
+            // Each claim takes the lives due within half a recheck, so one claim per half recheck
+            // checks every live every half to whole recheck, in as few requests as can be.
+            let livesClaimEvery = max(.seconds(1), aliveRecheck / 2)
+            if ContinuousClock.now - lastLivesClaim >= livesClaimEvery {
                 lastLivesClaim = .now
                 if let lives = try? await store.claimLivesForAliveCheck(
                     node: nodeID, limit: aliveBatch, lease: lease, ahead: aliveRecheck / 2), !lives.isEmpty {
                     // A full batch: more lives may be waiting, look again at once.
-                    if lives.count == aliveBatch { lastLivesClaim = .now - .seconds(1) }
+                    if lives.count == aliveBatch { lastLivesClaim = .now - livesClaimEvery }
                     return .checkAlive(lives)
                 }
             }
