@@ -23,6 +23,8 @@ actor JobQueue {
     /// One claim at a time: the other workers wait for its accounts rather than claim their own
     /// (eight idle workers each claiming every second, or a burst of eight claims when the buffer ran dry).
     private var claiming = false
+    /// One idle worker waits for the next claim on a timer; the others wait for work without one.
+    private var timedWaiter = false
     /// Outside the actor's isolation, so that a loop timer resumes an idle worker without a task of its own.
     private let waiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
     private var nextWaiter = 0
@@ -40,15 +42,7 @@ actor JobQueue {
     /// Accounts were added (due at once): stop idling.
     func poke() {
         idleUntil = .now
-        wakeAll()
-    }
-
-    private func wakeAll() {
-        let woken = waiters.withLock { waiters in
-            defer { waiters = [:] }
-            return waiters.values
-        }
-        woken.forEach { $0.resume() }
+        wake(.max)
     }
 
     func giveBack(_ job: Job) {
@@ -72,8 +66,8 @@ actor JobQueue {
             }
             if !buffered.isEmpty { return .lookUp(buffered.removeFirst()) }
             if claiming {
-                // Woken when that claim is in; the second is only a bound.
-                await idle(until: .now + .seconds(1))
+                // Woken when that claim is in (a database call, so under a deadline).
+                try await idle(until: nil)
                 continue
             }
             if ContinuousClock.now >= idleUntil {
@@ -87,28 +81,61 @@ actor JobQueue {
                 }
                 claiming = false
                 buffered.append(contentsOf: claimed)
-                wakeAll()
                 // A full claim leaves more accounts due: claim again when these are handed out.
                 // Otherwise everything due is taken; the next claim, a second from now, takes what
                 // fell due meanwhile — one round trip a second instead of one for each account that
                 // falls due (accounts spread over their intervals fall due one by one).
                 if claimed.count < claimSize { idleUntil = .now + .seconds(1) }
-                if !claimed.isEmpty { continue }
+                if !claimed.isEmpty {
+                    // This worker takes one; as many others as there are accounts left.
+                    wake(claimed.count - 1)
+                    continue
+                }
             }
-            await idle(until: idleUntil)
+            if timedWaiter {
+                // Another worker waits for the next claim on a timer: this one waits for work.
+                try await idle(until: nil)
+            } else {
+                timedWaiter = true
+                defer { timedWaiter = false }
+                try await idle(until: idleUntil)
+            }
         }
     }
 
-    private func idle(until deadline: ContinuousClock.Instant) async {
-        // Woken by the deadline or by poke(), whichever comes first.
+    /// Wakes up to `count` idle workers, the longest waiting first.
+    private func wake(_ count: Int) {
+        let woken = waiters.withLock { waiters in
+            let ids = waiters.keys.sorted().prefix(count)
+            return ids.compactMap { waiters.removeValue(forKey: $0) }
+        }
+        woken.forEach { $0.resume() }
+    }
+
+    /// Waits until `deadline` (nil: no deadline), a wake, a poke or the task's cancellation.
+    private func idle(until deadline: ContinuousClock.Instant?) async throws {
         let id = nextWaiter
         nextWaiter += 1
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            waiters.withLock { $0[id] = continuation }
-            // Left to fire after a poke: the worker is gone from `waiters` by then.
-            _ = LoopTimer.after(ContinuousClock.now.duration(to: deadline)) { [weak self] in
-                self?.waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+        // The handler and the registration take the same lock, and the task is marked cancelled
+        // before its handler runs: either the handler finds the waiter, or the body sees the
+        // cancellation and does not wait.
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let registered = waiters.withLock { waiters in
+                    guard !Task.isCancelled else { return false }
+                    waiters[id] = continuation
+                    return true
+                }
+                guard registered else { return continuation.resume() }
+                guard let deadline else { return }
+                // Left to fire after a wake: the worker is gone from `waiters` by then.
+                _ = LoopTimer.after(ContinuousClock.now.duration(to: deadline)) { [weak self] in
+                    self?.waiters.withLock { $0.removeValue(forKey: id) }?.resume()
+                }
             }
+        } onCancel: {
+            waiters.withLock { $0.removeValue(forKey: id) }?.resume()
         }
+        try Task.checkCancellation()
     }
 }
