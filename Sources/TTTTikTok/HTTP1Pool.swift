@@ -111,9 +111,9 @@ final class HTTP1Pool: @unchecked Sendable {
     }
 
     private func exchange(_ head: HTTPRequestHead, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
-        let promise = connection.channel.eventLoop.makePromise(of: ResponseCollector.Answer.self)
-        connection.collector.send(head, timeout: timeout, promise: promise)
-        let answer = try await promise.futureResult.get()
+        let answer = try await withCheckedThrowingContinuation { waiter in
+            connection.collector.send(head, timeout: timeout, on: connection.channel.eventLoop, waiter: waiter)
+        }
         if answer.reusable { putIdle(connection, origin: origin) }
         return answer
     }

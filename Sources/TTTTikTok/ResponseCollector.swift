@@ -40,7 +40,7 @@ enum HTTPFailure: Error, Equatable, CustomStringConvertible {
 
 /// One HTTP/1.1 exchange at a time on a kept-alive connection: writes the request, collects the
 /// answer into one buffer (no async body stream: TikTok's answers are a few kilobytes) and
-/// completes the exchange's promise on the connection's own event loop. All state is confined to
+/// resumes the exchange's waiter from the connection's own event loop. All state is confined to
 /// that loop, so the only way in from outside is `send`, hopping onto it.
 final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
@@ -55,7 +55,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     private let maxBodyBytes: Int
     private var context: ChannelHandlerContext?
-    private var pending: EventLoopPromise<Answer>?
+    /// The exchange in flight: a continuation rather than a promise, which would cost a future,
+    /// its callbacks and their generic metadata on every check.
+    private var pending: CheckedContinuation<Answer, any Error>?
     private var head: HTTPResponseHead?
     private var body: ByteBuffer?
     private var timeout: Scheduled<Void>?
@@ -76,17 +78,23 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         fail(.closedBeforeAnswer)
     }
 
-    /// Sends `request` and completes `promise` with its answer, or fails it within `timeout`.
-    func send(_ request: HTTPRequestHead, timeout: TimeAmount, promise: EventLoopPromise<Answer>) {
-        promise.futureResult.eventLoop.execute { self.start(request, timeout: timeout, promise: promise) }
+    /// Sends `request` on the connection's `loop` and resumes `waiter` with its answer, or with a
+    /// failure within `timeout`.
+    func send(_ request: HTTPRequestHead, timeout: TimeAmount, on loop: any EventLoop,
+              waiter: CheckedContinuation<Answer, any Error>) {
+        if loop.inEventLoop {
+            start(request, timeout: timeout, waiter: waiter)
+        } else {
+            loop.execute { self.start(request, timeout: timeout, waiter: waiter) }
+        }
     }
 
-    private func start(_ request: HTTPRequestHead, timeout: TimeAmount, promise: EventLoopPromise<Answer>) {
+    private func start(_ request: HTTPRequestHead, timeout: TimeAmount, waiter: CheckedContinuation<Answer, any Error>) {
         guard let context, context.channel.isActive, pending == nil else {
-            promise.fail(brokenBy ?? HTTPFailure.closedBeforeAnswer)
+            waiter.resume(throwing: brokenBy ?? HTTPFailure.closedBeforeAnswer)
             return
         }
-        pending = promise
+        pending = waiter
         head = nil
         body = nil
         self.timeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
@@ -113,10 +121,10 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
             }
             if body!.readableBytes > maxBodyBytes { fail(.tooLarge) }
         case .end:
-            guard let answerHead = head, let promise = pending else { return }
+            guard let answerHead = head, let waiter = pending else { return }
             finish()
             let reusable = answerHead.isKeepAlive
-            promise.succeed(Answer(head: answerHead, body: body ?? context.channel.allocator.buffer(capacity: 0),
+            waiter.resume(returning: Answer(head: answerHead, body: body ?? context.channel.allocator.buffer(capacity: 0),
                                    reusable: reusable))
             body = nil
             if !reusable { context.close(promise: nil) }
@@ -138,10 +146,10 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     /// Fails the exchange in flight, if any, and closes the connection: it is in an unknown state.
     private func fail(_ failure: HTTPFailure) {
-        guard let promise = pending else { return }
+        guard let waiter = pending else { return }
         finish()
         body = nil
-        promise.fail(failure)
+        waiter.resume(throwing: failure)
         context?.close(promise: nil)
     }
 
