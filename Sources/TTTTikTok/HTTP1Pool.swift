@@ -124,14 +124,11 @@ final class HTTP1Pool: @unchecked Sendable {
         let found = state.withLockedValue { state -> Connection? in
             guard var connections = state.idle.removeValue(forKey: origin) else { return nil }
             defer { state.idle[origin] = connections }
-            // Preferably one on the loop this task runs on: the request is written and its answer
-            // awaited there, without waking another loop's thread to write it.
-            if let local = connections.lastIndex(where: { $0.channel.eventLoop.inEventLoop }) {
-                let connection = connections.remove(at: local)
-                if connection.channel.isActive, now - connection.idleSince < maxIdle { return connection }
-                stale.append(connection.channel)
-            }
-            while let connection = connections.popLast() {
+            while !connections.isEmpty {
+                // Preferably one on the loop this task runs on: the request is written and its
+                // answer awaited there, without waking another loop's thread to write it.
+                let index = connections.lastIndex(where: { $0.channel.eventLoop.inEventLoop }) ?? connections.count - 1
+                let connection = connections.remove(at: index)
                 if connection.channel.isActive, now - connection.idleSince < maxIdle { return connection }
                 stale.append(connection.channel)
             }

@@ -51,29 +51,12 @@ struct JSONScanner {
 
     /// Calls `field` for each member of an object; `field` must consume the member's value.
     mutating func object(_ field: (inout JSONScanner, Key) throws -> Void) throws {
-        try expect(UInt8(ascii: "{"))
-        try descend()
-        skipWhitespace()
-        if try peek() == UInt8(ascii: "}") {
-            position += 1
-            depth -= 1
-            return
-        }
-        while true {
-            skipWhitespace()
-            let key = try readKey()
-            skipWhitespace()
-            try expect(UInt8(ascii: ":"))
-            skipWhitespace()
-            try field(&self, key)
-            skipWhitespace()
-            switch try next() {
-            case UInt8(ascii: ","): continue
-            case UInt8(ascii: "}"):
-                depth -= 1
-                return
-            default: throw Malformed()
-            }
+        try elements(open: UInt8(ascii: "{"), close: UInt8(ascii: "}")) { json in
+            let key = try json.readKey()
+            json.skipWhitespace()
+            try json.expect(UInt8(ascii: ":"))
+            json.skipWhitespace()
+            try field(&json, key)
         }
     }
 
@@ -84,26 +67,31 @@ struct JSONScanner {
         return true
     }
 
-    /// Calls `element` for each element of an array, or not at all for null; `element` must consume it.
+    /// Calls `element` for each element of an array, or not at all for null (false); `element` must consume it.
     mutating func nullableArray(_ element: (inout JSONScanner) throws -> Void) throws -> Bool {
         if try takeNull() { return false }
-        try expect(UInt8(ascii: "["))
-        try descend()
+        try elements(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), element)
+        return true
+    }
+
+    /// The comma-separated entries between `open` and `close`, each read by `entry`.
+    private mutating func elements(open: UInt8, close: UInt8, _ entry: (inout JSONScanner) throws -> Void) throws {
+        try expect(open)
+        depth += 1
+        guard depth <= Self.maxDepth else { throw Malformed() }
+        defer { depth -= 1 }
         skipWhitespace()
-        if try peek() == UInt8(ascii: "]") {
+        if try peek() == close {
             position += 1
-            depth -= 1
-            return true
+            return
         }
         while true {
             skipWhitespace()
-            try element(&self)
+            try entry(&self)
             skipWhitespace()
             switch try next() {
             case UInt8(ascii: ","): continue
-            case UInt8(ascii: "]"):
-                depth -= 1
-                return true
+            case close: return
             default: throw Malformed()
             }
         }
@@ -160,11 +148,6 @@ struct JSONScanner {
     }
 
     // MARK: Syntax
-
-    private mutating func descend() throws {
-        depth += 1
-        guard depth <= Self.maxDepth else { throw Malformed() }
-    }
 
     private mutating func skipWhitespace() {
         while position < bytes.count {
@@ -277,9 +260,10 @@ struct JSONScanner {
         utf8.reserveCapacity(raw.count)
         var utf16 = [UInt16]()
         var index = 0
+        // Consecutive \u escapes are UTF-16 (surrogate pairs); decoding repairs a lone surrogate to U+FFFD.
         func flushUTF16() {
             guard !utf16.isEmpty else { return }
-            for scalar in Unicode.UTF16.decode(utf16) { utf8.append(contentsOf: String(scalar).utf8) }
+            utf8.append(contentsOf: String(decoding: utf16, as: UTF16.self).utf8)
             utf16.removeAll(keepingCapacity: true)
         }
         while index < raw.count {
@@ -311,21 +295,5 @@ struct JSONScanner {
         }
         flushUTF16()
         return String(decoding: utf8, as: UTF8.self)
-    }
-}
-
-private extension Unicode.UTF16 {
-    /// The scalars of UTF-16 code units, with U+FFFD for a lone surrogate.
-    static func decode(_ units: [UInt16]) -> [Unicode.Scalar] {
-        var scalars = [Unicode.Scalar]()
-        var iterator = units.makeIterator()
-        var decoder = Unicode.UTF16()
-        while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue(let scalar): scalars.append(scalar)
-            case .error: scalars.append("\u{FFFD}")
-            case .emptyInput: return scalars
-            }
-        }
     }
 }
