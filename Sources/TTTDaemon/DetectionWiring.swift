@@ -24,6 +24,9 @@ public enum DetectionWiring {
         let session = configuration.secrets.tiktokSession
         var clients = [HTTPTikTokClient(endpoints: endpoints, proxy: nil, session: session)]
         var egresses = [DetectionService.Egress(name: "direct", client: clients[0])]
+        if clients[0].sessionRefused {
+            logger.error("the tiktok_session secret holds a control character (a line break inside?) and is not sent; age-restricted lives get no stream URL until it is fixed")
+        }
         for proxy in configuration.tiktok.proxies {
             let client = HTTPTikTokClient(endpoints: endpoints, proxy: proxy, session: session)
             clients.append(client)

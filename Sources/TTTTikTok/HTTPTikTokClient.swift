@@ -25,7 +25,8 @@ public final class HTTPTikTokClient: TikTokClient {
 
         init(_ text: String) {
             let url = URL(string: text)
-            origin = url.flatMap(Origin.init) ?? Origin(tls: true, host: "invalid.", port: 443)
+            origin = url.flatMap(Origin.init).flatMap { HTTPTikTokClient.isValidHeaderValue($0.authority) ? $0 : nil }
+                ?? Origin(tls: true, host: "invalid.", port: 443)
             path = url?.path ?? ""
         }
     }
@@ -33,10 +34,15 @@ public final class HTTPTikTokClient: TikTokClient {
     private let pool: HTTP1Pool
     private let web: Base
     private let webcast: Base
-    private let session: String?
     private let timeout: TimeAmount
-    /// The headers every request carries, built once.
-    private let commonHeaders: HTTPHeaders
+    /// Each kind of request's headers (Host and cookies included), built once: a check copies none.
+    private let webHeaders: HTTPHeaders
+    private let webcastHeaders: HTTPHeaders
+    /// webcast's with the session, for room/info.
+    private let sessionHeaders: HTTPHeaders
+    /// The session secret was given but cannot be a header value (a control character, a line
+    /// break inside): it is not sent. Headers are checked here, once, not on every request.
+    public let sessionRefused: Bool
     /// Caps what a misbehaving endpoint can make tttd read into memory.
     static let maxBodyBytes = 4 * 1024 * 1024
     static let maxRedirects = 3
@@ -53,9 +59,8 @@ public final class HTTPTikTokClient: TikTokClient {
                          connectTimeout: .seconds(5), maxBodyBytes: Self.maxBodyBytes)
         web = Base(endpoints.web)
         webcast = Base(endpoints.webcast)
-        self.session = session
         self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
-        commonHeaders = [
+        let common: HTTPHeaders = [
             "User-Agent": Self.userAgent,
             "Accept": "application/json, text/plain, */*",
             "Accept-Language": "fr-FR,fr;q=0.9,en;q=0.8",
@@ -64,6 +69,27 @@ public final class HTTPTikTokClient: TikTokClient {
             "Origin": "https://www.tiktok.com",
             "Connection": "keep-alive",
         ]
+        let cookie = "tt-target-idc=useast1a"
+        // The session (a secret) goes only where age-restricted rooms need it, and is never logged.
+        let sessionCookie = session.flatMap { $0.isEmpty ? nil : Self.sessionCookies($0) }
+        sessionRefused = sessionCookie.map { !Self.isValidHeaderValue($0) } ?? false
+        webHeaders = Self.headers(common, host: web.origin.authority, cookie: cookie)
+        webcastHeaders = Self.headers(common, host: webcast.origin.authority, cookie: cookie)
+        sessionHeaders = sessionRefused ? webcastHeaders
+            : Self.headers(common, host: webcast.origin.authority, cookie: sessionCookie.map { cookie + "; " + $0 } ?? cookie)
+    }
+
+    private static func headers(_ common: HTTPHeaders, host: String, cookie: String) -> HTTPHeaders {
+        var headers: HTTPHeaders = ["Host": host]
+        headers.add(contentsOf: common)
+        headers.add(name: "Cookie", value: cookie)
+        return headers
+    }
+
+    /// What NIO's own check (off on this client's connections) lets through in a header value:
+    /// no control character but the tab.
+    static func isValidHeaderValue(_ value: String) -> Bool {
+        value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }
 
     public func shutdown() async {
@@ -72,7 +98,7 @@ public final class HTTPTikTokClient: TikTokClient {
 
     public func lookUp(_ username: Username) async -> AccountLookup {
         let target = "\(web.path)/api-live/user/room/?\(Self.commonQuery)&uniqueId=\(username.value)&sourceType=54"
-        switch await get(web.origin, target, withSession: false) {
+        switch await get(web.origin, target, headers: webHeaders) {
         case .success(let answer): return ResponseParser.accountLookup(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
@@ -80,7 +106,7 @@ public final class HTTPTikTokClient: TikTokClient {
 
     public func checkAlive(_ roomIDs: [String]) async -> AliveCheck {
         let target = "\(webcast.path)/webcast/room/check_alive/?\(Self.commonQuery)&room_ids=\(roomIDs.joined(separator: ","))"
-        switch await get(webcast.origin, target, withSession: false) {
+        switch await get(webcast.origin, target, headers: webcastHeaders) {
         case .success(let answer): return ResponseParser.aliveCheck(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
@@ -88,7 +114,7 @@ public final class HTTPTikTokClient: TikTokClient {
 
     public func roomInfo(_ roomID: String) async -> RoomInfo {
         let target = "\(webcast.path)/webcast/room/info/?\(Self.commonQuery)&room_id=\(roomID)"
-        switch await get(webcast.origin, target, withSession: true) {
+        switch await get(webcast.origin, target, headers: sessionHeaders) {
         case .success(let answer): return ResponseParser.roomInfo(answer, roomID: roomID)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
@@ -96,14 +122,10 @@ public final class HTTPTikTokClient: TikTokClient {
 
     private enum Outcome { case success(ResponseParser.HTTPAnswer), failure(String) }
 
-    private func get(_ origin: Origin, _ target: String, withSession: Bool) async -> Outcome {
+    private func get(_ origin: Origin, _ target: String, headers: HTTPHeaders) async -> Outcome {
         var origin = origin
         var target = target
-        var headers = commonHeaders
-        var cookie = "tt-target-idc=useast1a"
-        // The session (a secret) goes only where age-restricted rooms need it, and is never logged.
-        if withSession, let session, !session.isEmpty { cookie += "; " + Self.sessionCookies(session) }
-        headers.add(name: "Cookie", value: cookie)
+        var headers = headers
         let firstHost = origin.host
         var redirects = 0
         while true {
@@ -120,20 +142,24 @@ public final class HTTPTikTokClient: TikTokClient {
                 redirects += 1
                 origin = next.origin
                 target = next.target
+                headers.replaceOrAdd(name: "Host", value: origin.authority)
                 // Cookies (the session among them) stay with the host they were meant for.
                 if origin.host != firstHost { headers.remove(name: "Cookie") }
                 continue
             }
             return .success(.init(
                 status: status, contentType: answer.head.headers.first(name: "Content-Type"),
-                retryAfter: answer.head.headers.first(name: "Retry-After"), body: Data(answer.body.readableBytesView)))
+                retryAfter: answer.head.headers.first(name: "Retry-After"),
+                body: answer.body.withUnsafeReadableBytes { Data($0) }))
         }
     }
 
     /// Where a `Location` points, absolute or relative to the request it answered; nil if not http(s).
     static func resolve(_ location: String, from origin: Origin, target: String) -> (origin: Origin, target: String)? {
         let base = URL(string: "\(origin.tls ? "https" : "http")://\(origin.authority)\(target)")
-        guard let url = URL(string: location, relativeTo: base)?.absoluteURL, let next = Origin(url) else { return nil }
+        // The Host header is not checked on the way out: a Location must not put a line break in it.
+        guard let url = URL(string: location, relativeTo: base)?.absoluteURL, let next = Origin(url),
+              isValidHeaderValue(next.authority) else { return nil }
         var path = url.path(percentEncoded: true)
         if path.isEmpty { path = "/" }
         if let query = url.query(percentEncoded: true) { path += "?" + query }

@@ -60,7 +60,12 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     private var pending: CheckedContinuation<Answer, any Error>?
     private var head: HTTPResponseHead?
     private var body: ByteBuffer?
-    private var timeout: Scheduled<Void>?
+    /// When the exchange in flight times out.
+    private var deadline: NIODeadline?
+    /// Armed by an exchange and left armed after it: when it fires it fails the exchange then in
+    /// flight if that one's deadline passed, else re-arms for it. One timer per timeout's worth of
+    /// exchanges on a busy connection, instead of one scheduled and cancelled on every check.
+    private var timer: Scheduled<Void>?
     /// Why the connection failed while no exchange was in flight (a TLS handshake refused before the
     /// first request reached the loop): the next request reports that rather than a bare close.
     private var brokenBy: HTTPFailure?
@@ -76,6 +81,8 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
         fail(.closedBeforeAnswer)
+        timer?.cancel()
+        timer = nil
     }
 
     /// Sends `request` on the connection's `loop` and resumes `waiter` with its answer, or with a
@@ -97,9 +104,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         pending = waiter
         head = nil
         body = nil
-        self.timeout = context.eventLoop.scheduleTask(in: timeout) { [weak self] in
-            self?.fail(.timeout)
-        }
+        let deadline = NIODeadline.now() + timeout
+        self.deadline = deadline
+        if timer == nil { arm(at: deadline, on: context.eventLoop) }
         context.write(wrapOutboundOut(.head(request)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
@@ -155,8 +162,16 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     private func finish() {
         pending = nil
-        timeout?.cancel()
-        timeout = nil
+        deadline = nil
+    }
+
+    private func arm(at deadline: NIODeadline, on loop: any EventLoop) {
+        timer = loop.scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            timer = nil
+            guard let due = self.deadline else { return }
+            if due <= .now() { fail(.timeout) } else { arm(at: due, on: loop) }
+        }
     }
 
     static func classify(_ error: any Error) -> HTTPFailure {

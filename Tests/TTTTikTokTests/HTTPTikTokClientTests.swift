@@ -207,6 +207,30 @@ struct HTTPTikTokClientTests {
         await server.stop()
     }
 
+    @Test("a kept-alive connection that stops answering times out too, and is not reused")
+    func timeoutOnReusedConnection() async throws {
+        let served = Locked(0)
+        let server = try await TestHTTPServer.start { _ in
+            served.withLock { $0 += 1; return $0 } == 1 ? .answer(Reply(json: Self.liveJSON)) : .ignore
+        }
+        // Long enough for the first exchange on a loaded machine (it opens the connection).
+        let client = client(server.baseURL, timeout: .seconds(2))
+        #expect(await client.lookUp(Self.alice) == Self.live)
+        let clock = ContinuousClock()
+        let start = clock.now
+        // The first exchange armed the connection's timer; this one's deadline is later, so the
+        // timer re-arms for it when it fires.
+        let result = await client.lookUp(Self.alice)
+        let elapsed = clock.now - start
+        #expect(reason(result) == "timeout")
+        #expect(elapsed >= .milliseconds(1900))
+        #expect(elapsed < .seconds(9))
+        #expect(server.requests.map(\.connection) == [1, 1], "the second request went on the kept-alive connection")
+        #expect(await server.connectionsClosed.wait(atLeast: 1), "the timed-out connection is closed")
+        await client.shutdown()
+        await server.stop()
+    }
+
     @Test("a refused connection: unknown, cannot connect, not a timeout")
     func refused() async throws {
         let port = try await closedPort()
@@ -308,6 +332,36 @@ struct HTTPTikTokClientTests {
         #expect(requests[1].path == "/elsewhere")
         #expect(requests[1].headers["Host"] == ["localhost:\(server.port)"])
         #expect(requests[1].headers["Cookie"].isEmpty, "no cookie to another host")
+        await client.shutdown()
+        await server.stop()
+    }
+
+    @Test("a session that cannot be a header value is not sent; the requests still go")
+    func sessionWithLineBreak() async throws {
+        let server = try await TestHTTPServer.start(handler: Self.liveOrigin)
+        let client = client(server.baseURL, session: "s3cr3t\r\nX-Injected: 1")
+        #expect(client.sessionRefused)
+        guard case .live = await client.roomInfo(Self.roomID) else {
+            Issue.record("room/info was not live")
+            return
+        }
+        let request = try #require(server.requests.first)
+        #expect(request.headers["Cookie"] == ["tt-target-idc=useast1a"])
+        #expect(request.headers["X-Injected"].isEmpty)
+        #expect(!self.client(server.baseURL, session: "s3cr3t").sessionRefused)
+        await client.shutdown()
+        await server.stop()
+    }
+
+    @Test("a Location whose host holds a line break is not followed")
+    func redirectWithLineBreak() async throws {
+        let server = try await TestHTTPServer.start { _ in
+            .answer(Reply(status: .found, headers: ["Location": "http://evil%0d%0aX-Injected/x"]))
+        }
+        let client = client(server.baseURL)
+        #expect(reason(await client.lookUp(Self.alice)) == "HTTP 302")
+        #expect(server.requests.count == 1)
+        #expect(HTTPTikTokClient.resolve("http://a%0d%0ab/", from: Origin(tls: false, host: "127.0.0.1", port: 80), target: "/") == nil)
         await client.shutdown()
         await server.stop()
     }

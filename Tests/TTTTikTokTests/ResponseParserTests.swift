@@ -75,6 +75,17 @@ struct ResponseParserTests {
         #expect(room.streams.flv.contains("https://pull/sd2.flv"))
     }
 
+    @Test("an HTML content type is a block page whatever the body and the case; JSON types are not")
+    func htmlContentType() {
+        for type in ["text/html", "text/HTML; charset=utf-8", "Text/Html", "application/xhtml+xml", "text/hhtml"] {
+            #expect(ResponseParser.isHTML(type), "\(type)")
+            #expect(ResponseParser.accountLookup(answer(#"{"statusCode":0}"#, type: type)).block == .challengePage, "\(type)")
+        }
+        for type in ["application/json", "application/json; charset=utf-8", "text/htm", "text/plain", "", "h", "htmx"] {
+            #expect(!ResponseParser.isHTML(type), "\(type)")
+        }
+    }
+
     @Test("a bare session id becomes TikTok's three cookies")
     func sessionCookies() {
         #expect(HTTPTikTokClient.sessionCookies("abc\n") == "sessionid=abc; sessionid_ss=abc; sid_tt=abc")
