@@ -14,7 +14,11 @@ public enum LoopSleep {
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let loop = MultiThreadedEventLoopGroup.singleton.any()
-                let timer = loop.scheduleTask(in: .nanoseconds(delay.nanoseconds)) { wait.end(nil) }
+                // The wait is the timer's handler: no closure, promise or future per sleep.
+                guard let timer = try? loop.scheduleCallback(in: .nanoseconds(delay.nanoseconds), handler: wait) else {
+                    // The loops are shut down: the process is ending.
+                    return continuation.resume(throwing: CancellationError())
+                }
                 if !wait.begin(continuation, timer) { timer.cancel() }
             }
         } onCancel: {
@@ -27,16 +31,16 @@ public enum LoopSleep {
     }
 
     /// Whoever comes first — the timer or the cancellation — resumes the sleeper, once.
-    private final class Wait: Sendable {
+    private final class Wait: NIOScheduledCallbackHandler, Sendable {
         private struct State {
             var continuation: CheckedContinuation<Void, any Error>?
-            var timer: Scheduled<Void>?
+            var timer: NIOScheduledCallback?
             var ended: (any Error)??
         }
         private let state = Mutex(State())
 
         /// False when the sleep already ended (cancelled before it began): the caller is resumed here.
-        func begin(_ continuation: CheckedContinuation<Void, any Error>, _ timer: Scheduled<Void>) -> Bool {
+        func begin(_ continuation: CheckedContinuation<Void, any Error>, _ timer: NIOScheduledCallback) -> Bool {
             let ended: (any Error)?? = state.withLock { state in
                 if let ended = state.ended { return .some(ended) }
                 state.continuation = continuation
@@ -48,8 +52,12 @@ public enum LoopSleep {
             return false
         }
 
+        func handleScheduledCallback(eventLoop: some EventLoop) {
+            end(nil)
+        }
+
         func end(_ error: (any Error)?) {
-            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, Scheduled<Void>?) in
+            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, NIOScheduledCallback?) in
                 guard state.ended == nil else { return (nil, nil) }
                 state.ended = .some(error)
                 defer { state.continuation = nil; state.timer = nil }
