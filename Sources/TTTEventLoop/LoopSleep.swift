@@ -15,7 +15,7 @@ public enum LoopSleep {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                 let loop = MultiThreadedEventLoopGroup.singleton.any()
                 // The wait is the timer's handler: no closure, promise or future per sleep.
-                guard let timer = try? loop.scheduleCallback(in: .nanoseconds(delay.nanoseconds), handler: wait) else {
+                guard let timer = try? loop.scheduleCallback(in: TimeAmount(delay), handler: wait) else {
                     // The loops are shut down: the process is ending.
                     return continuation.resume(throwing: CancellationError())
                 }
@@ -67,12 +67,5 @@ public enum LoopSleep {
             guard let continuation else { return }
             if let error { continuation.resume(throwing: error) } else { continuation.resume() }
         }
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

@@ -11,7 +11,7 @@ public struct LoopTimer: Sendable {
     /// loops are already shut down (the process is ending).
     public static func after(_ delay: Duration, _ body: @escaping @Sendable () -> Void) -> LoopTimer {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
-        return LoopTimer(scheduled: try? loop.scheduleCallback(in: .nanoseconds(delay.nanoseconds), handler: Callback(body: body)))
+        return LoopTimer(scheduled: try? loop.scheduleCallback(in: TimeAmount(delay), handler: Callback(body: body)))
     }
 
     public func cancel() {

@@ -59,7 +59,7 @@ public final class HTTPTikTokClient: TikTokClient {
                          connectTimeout: .seconds(5), maxBodyBytes: Self.maxBodyBytes)
         web = Base(endpoints.web)
         webcast = Base(endpoints.webcast)
-        self.timeout = .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000)
+        self.timeout = TimeAmount(timeout)
         let common: HTTPHeaders = [
             "User-Agent": Self.userAgent,
             "Accept": "application/json, text/plain, */*",
