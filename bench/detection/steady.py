@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """steady.py — tttd's CPU per check in detection's steady state (bench/detection/steady drives it).
 
-    steady.py --bin DIR --pg-url URL --pg-bindir DIR --work DIR [--accounts 1 1000 10000] [--settle 30] [--seconds 60]
+    steady.py --bin DIR --pg-url URL --pg-bindir DIR --work DIR [--accounts 1 1000 10000] [--settle 30] [--seconds 60] [--json FILE]
+    steady.py --compare BASELINE.json CANDIDATE.json
 
 For each account count N: a fresh database; tttsim with N accounts (none live); tttd with the budget
 N ÷ 60 req/s (bench/detection's, so the round-robin bound is 30 s) and 8 workers, transcription
@@ -12,6 +13,7 @@ tttd's fixed cost: CPU milliseconds a second. No lives, no follower: this isolat
 check that changes nothing, which bench/detection's figure also carries (with lives and events).
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -92,27 +94,64 @@ def run(a, n):
                 p.kill()
 
 
+def per_check_ms(r):
+    """CPU milliseconds per check, or None when the row is tttd's fixed cost (fewer checks than seconds)."""
+    return r["cpu_s"] / r["requests"] * 1000 if r["requests"] >= r["seconds"] else None
+
+
+def compare(baseline_path, candidate_path):
+    """The candidate's CPU against the baseline's, row by row (both measured at the same time)."""
+    with open(baseline_path) as f:
+        baseline = {r["accounts"]: r for r in json.load(f)}
+    with open(candidate_path) as f:
+        candidate = json.load(f)
+    print("| accounts | baseline | candidate | change |")
+    print("|---:|---:|---:|---:|")
+    for r in candidate:
+        b = baseline.get(r["accounts"])
+        if b is None:
+            continue
+        new, old = per_check_ms(r), per_check_ms(b)
+        if new is None or old is None:
+            new, old, unit = r["cpu_s"] / r["seconds"] * 1000, b["cpu_s"] / b["seconds"] * 1000, "ms a second"
+        else:
+            unit = "ms per check"
+        print(f"| {r['accounts']:,} | {old:.3f} {unit} | {new:.3f} {unit} | {100 * (new - old) / old:+.1f} % |")
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--bin", required=True)
-    p.add_argument("--pg-url", required=True)
-    p.add_argument("--pg-bindir", required=True)
-    p.add_argument("--work", required=True)
+    p.add_argument("--compare", nargs=2, metavar=("BASELINE.json", "CANDIDATE.json"),
+                   help="print the comparison of two runs' --json files and exit")
+    p.add_argument("--bin")
+    p.add_argument("--pg-url")
+    p.add_argument("--pg-bindir")
+    p.add_argument("--work")
     p.add_argument("--accounts", type=int, nargs="+", default=[1, 1000, 10000])
     p.add_argument("--settle", type=float, default=30)
     p.add_argument("--seconds", type=float, default=60)
+    p.add_argument("--json", help="also write the rows there")
     a = p.parse_args()
+    if a.compare:
+        compare(*a.compare)
+        return
+    for required in ("bin", "pg_url", "pg_bindir", "work"):
+        if getattr(a, required) is None:
+            p.error(f"--{required.replace('_', '-')} is required")
     rows = []
     for n in a.accounts:
         log(f"{n} accounts: settling {a.settle:.0f} s, measuring {a.seconds:.0f} s")
         rows.append(run(a, n))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(rows, f)
     print("| accounts | checks / s | tttd CPU | CPU per check | context switches per check | RSS |")
     print("|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         rate = r["requests"] / r["seconds"]
         per_second = r["cpu_s"] / r["seconds"] * 1000
-        if r["requests"] >= r["seconds"]:
-            per_check = f"{r['cpu_s'] / r['requests'] * 1000:.3f} ms"
+        if per_check_ms(r) is not None:
+            per_check = f"{per_check_ms(r):.3f} ms"
             switches = f"{r['switches'] / r['requests']:.1f}"
         else:
             per_check, switches = "— (idle)", f"{r['switches'] / r['seconds']:.0f} a second"
