@@ -72,11 +72,12 @@ public final class HTTPTikTokClient: TikTokClient {
         let cookie = "tt-target-idc=useast1a"
         // The session (a secret) goes only where age-restricted rooms need it, and is never logged.
         let sessionCookie = session.flatMap { $0.isEmpty ? nil : Self.sessionCookies($0) }
-        sessionRefused = sessionCookie.map { !Self.isValidHeaderValue($0) } ?? false
+        let usableSession = sessionCookie.flatMap { Self.isValidHeaderValue($0) ? $0 : nil }
+        sessionRefused = sessionCookie != nil && usableSession == nil
         webHeaders = Self.headers(common, host: web.origin.authority, cookie: cookie)
         webcastHeaders = Self.headers(common, host: webcast.origin.authority, cookie: cookie)
-        sessionHeaders = sessionRefused ? webcastHeaders
-            : Self.headers(common, host: webcast.origin.authority, cookie: sessionCookie.map { cookie + "; " + $0 } ?? cookie)
+        sessionHeaders = Self.headers(common, host: webcast.origin.authority,
+                                      cookie: usableSession.map { cookie + "; " + $0 } ?? cookie)
     }
 
     private static func headers(_ common: HTTPHeaders, host: String, cookie: String) -> HTTPHeaders {

@@ -43,7 +43,8 @@ public enum ResponseParser {
     }
 
     /// `text/html; charset=utf-8` and the like, in any case. On bytes: Foundation's `contains`,
-    /// which `String` gets on Linux, cost 3 % of a check's CPU on this one header.
+    /// which `String` gets on Linux, cost 3 % of a check's CPU on this one header, and the standard
+    /// library's generic `contains` on the UTF-8 view measured 12 times slower than that.
     static func isHTML(_ contentType: String) -> Bool {
         // "html" has no border (no proper prefix that is also a suffix): after a mismatch the
         // search restarts at the current byte.
