@@ -25,7 +25,7 @@ public enum DetectionWiring {
         var clients = [HTTPTikTokClient(endpoints: endpoints, proxy: nil, session: session)]
         var egresses = [DetectionService.Egress(name: "direct", client: clients[0])]
         if clients[0].sessionRefused {
-            logger.error("the tiktok_session secret holds a control character (a line break inside?) and is not sent; age-restricted lives get no stream URL until it is fixed")
+            logger.error("the tiktok_session secret holds a control character (a line break inside?) and is not sent, so age-restricted lives get no stream URL: write it again on one line and restart tttd")
         }
         for proxy in configuration.tiktok.proxies {
             let client = HTTPTikTokClient(endpoints: endpoints, proxy: proxy, session: session)
