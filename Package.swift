@@ -33,6 +33,8 @@ let package = Package(
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd", pkgConfig: "libsystemd",
                        providers: [.apt(["libsystemd-dev"])]),
         .target(name: "CShims", path: "Sources/CShims"),
+        // C: zlib, for TikTok's gzip and deflate answers (its headers come from zlib1g-dev).
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // C: SMTP through libcurl (curl_easy_setopt is variadic, so Swift calls a C function). libcurl
         // is loaded at run time when an e-mail channel is configured; its headers come from libcurl4-openssl-dev.
         .target(name: "CCurlShim", path: "Sources/CCurlShim"),
@@ -96,13 +98,12 @@ let package = Package(
         ], swiftSettings: strict),
         // TikTok: the endpoints tttd reads, their parsing, and the HTTP client per egress.
         .target(name: "TTTTikTok", dependencies: [
-            "TTTDomain",
+            "TTTDomain", "CZlib",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
         ], swiftSettings: strict),
         // Detection: the request budget per egress, the claim queue, and the detection service.
         .target(name: "TTTDetection", dependencies: [
@@ -238,7 +239,7 @@ if Context.environment["TTTD_FUZZ"] == "1" {
     let fuzzTargets: [(name: String, dependencies: [Target.Dependency])] = [
         ("control", ["TTTControl", "TTTDomain", .product(name: "NIOCore", package: "swift-nio"),
                      .product(name: "NIOEmbedded", package: "swift-nio")]),
-        ("tiktok", ["TTTTikTok"]),
+        ("tiktok", ["TTTTikTok", .product(name: "NIOCore", package: "swift-nio")]),
         ("asr", ["TTTTranscription"]),
         ("llm", ["TTTAnalysis"]),
         ("config", ["TTTConfig"]),

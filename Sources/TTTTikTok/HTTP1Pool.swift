@@ -2,7 +2,6 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
-import NIOHTTPCompression
 import NIOPosix
 import NIOSSL
 
@@ -73,6 +72,7 @@ final class HTTP1Pool: @unchecked Sendable {
     }
 
     private let state = NIOLockedValueBox(State())
+    private let allocator = ByteBufferAllocator()
 
     init(group: any EventLoopGroup, proxy: HTTPProxy?, tls: TLSConfiguration, connectTimeout: TimeAmount, maxBodyBytes: Int) {
         self.group = group
@@ -83,23 +83,26 @@ final class HTTP1Pool: @unchecked Sendable {
     }
 
     /// GETs `target` (path and query) from `origin` with `headers`, Host among them. They are sent
-    /// as given: NIO's header check is off on these connections (it cost 3 % of a check), so the
-    /// caller builds them from values it has checked.
+    /// as given (`RequestEncoder`), so the caller builds them from values it has checked.
     func get(_ origin: Origin, target: String, headers: HTTPHeaders, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: target, headers: headers)
+        var uri = target
+        var headers = headers
         if let proxy, !origin.tls {
-            head.uri = "http://\(origin.authority)\(target)"
-            if let authorization = proxy.authorization { head.headers.add(name: "Proxy-Authorization", value: authorization) }
+            uri = "http://\(origin.authority)\(target)"
+            if let authorization = proxy.authorization { headers.add(name: "Proxy-Authorization", value: authorization) }
+        }
+        guard let request = RequestEncoder.get(uri, headers: headers, allocator: allocator) else {
+            throw HTTPFailure.protocolError("a request target with a space or a control character")
         }
         if let connection = takeIdle(origin) {
             do {
-                return try await exchange(head, on: connection, origin: origin, timeout: timeout)
+                return try await exchange(request, on: connection, origin: origin, timeout: timeout)
             } catch HTTPFailure.closedBeforeAnswer {
                 // The server closed a connection it had kept idle: once more on a new one.
             }
         }
         let connection = try await connect(origin)
-        return try await exchange(head, on: connection, origin: origin, timeout: timeout)
+        return try await exchange(request, on: connection, origin: origin, timeout: timeout)
     }
 
     func shutdown() async {
@@ -111,9 +114,9 @@ final class HTTP1Pool: @unchecked Sendable {
         for channel in channels { try? await channel.close() }
     }
 
-    private func exchange(_ head: HTTPRequestHead, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
+    private func exchange(_ request: ByteBuffer, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
         let answer = try await withCheckedThrowingContinuation { waiter in
-            connection.collector.send(head, timeout: timeout, on: connection.channel.eventLoop, waiter: waiter)
+            connection.collector.send(request, timeout: timeout, on: connection.channel.eventLoop, waiter: waiter)
         }
         if answer.reusable { putIdle(connection, origin: origin) }
         return answer
@@ -160,7 +163,6 @@ final class HTTP1Pool: @unchecked Sendable {
             sslContext = nil
         }
         let collector = ResponseCollector(maxBodyBytes: maxBodyBytes)
-        let maxBodyBytes = self.maxBodyBytes
         let tunnelTarget = origin.tls ? proxy.map { _ in "\(origin.host):\(origin.port)" } : nil
         if tunnelTarget != nil, Self.isAddress(origin.host) {
             // Without a name, NIOSSL checks the certificate against the peer's address: through a
@@ -181,7 +183,7 @@ final class HTTP1Pool: @unchecked Sendable {
                         try channel.pipeline.syncOperations.addHandler(tunnel)
                     } else {
                         try Self.addHTTPHandlers(channel, tls: sslContext, serverHostname: origin.host,
-                                                 collector: collector, maxBodyBytes: maxBodyBytes)
+                                                 collector: collector)
                     }
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -212,7 +214,7 @@ final class HTTP1Pool: @unchecked Sendable {
                     let pipeline = channel.pipeline.syncOperations
                     pipeline.removeHandler(try pipeline.handler(type: ProxyTunnel.self), promise: nil)
                     try Self.addHTTPHandlers(channel, tls: sslContext, serverHostname: origin.host,
-                                             collector: collector, maxBodyBytes: maxBodyBytes)
+                                             collector: collector)
                 }.get()
             } catch {
                 channel.close(promise: nil)
@@ -232,14 +234,12 @@ final class HTTP1Pool: @unchecked Sendable {
     }
 
     private static func addHTTPHandlers(_ channel: any Channel, tls: NIOSSLContext?, serverHostname: String,
-                                        collector: ResponseCollector, maxBodyBytes: Int) throws {
+                                        collector: ResponseCollector) throws {
         let pipeline = channel.pipeline.syncOperations
         if let tls {
             // SNI takes a name, never an address literal.
             try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: isAddress(serverHostname) ? nil : serverHostname))
         }
-        try pipeline.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
-        try pipeline.addHandler(NIOHTTPResponseDecompressor(limit: .size(maxBodyBytes)))
         try pipeline.addHandler(collector)
     }
 

@@ -87,8 +87,8 @@ public final class HTTPTikTokClient: TikTokClient {
         return headers
     }
 
-    /// What NIO's own check (off on this client's connections) lets through in a header value:
-    /// no control character but the tab.
+    /// What a header value may hold (RFC 9110, 5.5): no control character but the tab. The request
+    /// encoder writes headers as given, so every value is checked here before it becomes one.
     static func isValidHeaderValue(_ value: String) -> Bool {
         value.utf8.allSatisfy { $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }
     }

@@ -38,13 +38,13 @@ enum HTTPFailure: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// One HTTP/1.1 exchange at a time on a kept-alive connection: writes the request, collects the
-/// answer into one buffer (no async body stream: TikTok's answers are a few kilobytes) and
-/// resumes the exchange's waiter from the connection's own event loop. All state is confined to
-/// that loop, so the only way in from outside is `send`, hopping onto it.
+/// One HTTP/1.1 exchange at a time on a kept-alive connection: writes the request's bytes, reads
+/// the answer into one buffer (`ResponseReader`; no async body stream: TikTok's answers are a few
+/// kilobytes) and resumes the exchange's waiter from the connection's own event loop. All state is
+/// confined to that loop, so the only way in from outside is `send`, hopping onto it.
 final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     struct Answer {
         var head: HTTPResponseHead
@@ -58,8 +58,8 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     /// The exchange in flight: a continuation rather than a promise, which would cost a future,
     /// its callbacks and their generic metadata on every check.
     private var pending: CheckedContinuation<Answer, any Error>?
-    private var head: HTTPResponseHead?
-    private var body: ByteBuffer?
+    /// The answer of the exchange in flight, as far as it came.
+    private var reader: ResponseReader?
     /// When the exchange in flight times out.
     private var deadline: NIODeadline?
     /// Armed by an exchange and left armed after it: when it fires it fails the exchange then in
@@ -85,9 +85,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         timer = nil
     }
 
-    /// Sends `request` on the connection's `loop` and resumes `waiter` with its answer, or with a
-    /// failure within `timeout`.
-    func send(_ request: HTTPRequestHead, timeout: TimeAmount, on loop: any EventLoop,
+    /// Sends `request` (a whole request, `RequestEncoder`'s) on the connection's `loop` and resumes
+    /// `waiter` with its answer, or with a failure within `timeout`.
+    func send(_ request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop,
               waiter: CheckedContinuation<Answer, any Error>) {
         if loop.inEventLoop {
             start(request, timeout: timeout, waiter: waiter)
@@ -96,56 +96,57 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func start(_ request: HTTPRequestHead, timeout: TimeAmount, waiter: CheckedContinuation<Answer, any Error>) {
+    private func start(_ request: ByteBuffer, timeout: TimeAmount, waiter: CheckedContinuation<Answer, any Error>) {
         guard let context, context.channel.isActive, pending == nil else {
             waiter.resume(throwing: brokenBy ?? HTTPFailure.closedBeforeAnswer)
             return
         }
         pending = waiter
-        head = nil
-        body = nil
+        reader = ResponseReader(maxBodyBytes: maxBodyBytes)
         let deadline = NIODeadline.now() + timeout
         self.deadline = deadline
         if timer == nil { arm(at: deadline, on: context.eventLoop) }
-        context.write(wrapOutboundOut(.head(request)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard pending != nil else {
+        guard pending != nil, reader != nil else {
             // Bytes nobody asked for: the connection cannot be trusted for the next exchange.
             context.close(promise: nil)
             return
         }
-        switch unwrapInboundIn(data) {
-        case .head(let answerHead):
-            head = answerHead
-        case .body(var part):
-            if body == nil {
-                body = part
-            } else {
-                body!.writeBuffer(&part)
-            }
-            if body!.readableBytes > maxBodyBytes { fail(.tooLarge) }
-        case .end:
-            guard let answerHead = head, let waiter = pending else { return }
-            finish()
-            let reusable = answerHead.isKeepAlive
-            waiter.resume(returning: Answer(head: answerHead, body: body ?? context.channel.allocator.buffer(capacity: 0),
-                                   reusable: reusable))
-            body = nil
-            if !reusable { context.close(promise: nil) }
+        var bytes = unwrapInboundIn(data)
+        do {
+            if let answer = try reader!.read(&bytes) { complete(answer, context: context) }
+        } catch {
+            fail(error)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        fail(head == nil ? .closedBeforeAnswer : .closed)
+        // An answer whose body is the rest of the connection ends here.
+        do {
+            if pending != nil, let answer = try reader?.end() {
+                complete(answer, context: context)
+            } else {
+                fail(reader?.head == nil ? .closedBeforeAnswer : .closed)
+            }
+        } catch {
+            fail(error)
+        }
         context.fireChannelInactive()
+    }
+
+    private func complete(_ answer: Answer, context: ChannelHandlerContext) {
+        guard let waiter = pending else { return }
+        finish()
+        waiter.resume(returning: answer)
+        if !answer.reusable { context.close(promise: nil) }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         var failure = Self.classify(error)
-        if failure == .closed, head == nil { failure = .closedBeforeAnswer }
+        if failure == .closed, reader?.head == nil { failure = .closedBeforeAnswer }
         if pending == nil, brokenBy == nil { brokenBy = failure }
         fail(failure)
         context.close(promise: nil)
@@ -155,13 +156,13 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     private func fail(_ failure: HTTPFailure) {
         guard let waiter = pending else { return }
         finish()
-        body = nil
         waiter.resume(throwing: failure)
         context?.close(promise: nil)
     }
 
     private func finish() {
         pending = nil
+        reader = nil
         deadline = nil
     }
 
@@ -176,7 +177,6 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     static func classify(_ error: any Error) -> HTTPFailure {
         if let failure = error as? HTTPFailure { return failure }
-        if error is HTTPParserError { return .protocolError("\(error)") }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             return .tls(String("\(error)".prefix(160)))
         }

@@ -252,6 +252,8 @@ final class DaemonProcess: @unchecked Sendable {
     private let exited = DispatchSemaphore(value: 0)
     private let output = NSCondition()
     private var stderrData = Data()
+    /// tttd's stderr reached its end: everything it wrote is in `stderrData`.
+    private var stderrEnded = false
 
     /// `extraConfig` is appended to the YAML (top-level sections); `environment` adds variables.
     init(database: TestDatabase, extraConfig: String = "", environment: [String: String] = [:],
@@ -293,8 +295,13 @@ final class DaemonProcess: @unchecked Sendable {
         onOwnThread { [weak self] in
             while true {
                 let chunk = handle.availableData
-                if chunk.isEmpty { return }
                 guard let self else { return }
+                if chunk.isEmpty {
+                    return self.output.withLock {
+                        self.stderrEnded = true
+                        self.output.broadcast()
+                    }
+                }
                 self.output.withLock {
                     self.stderrData.append(chunk)
                     self.output.broadcast()
@@ -347,6 +354,17 @@ final class DaemonProcess: @unchecked Sendable {
         }
         guard done else { throw HarnessError("tttd did not exit within \(timeout) s\n\(log)") }
         exited.signal()
+        // The exit can come before the last of its stderr is read: a test reads `log` next. Bounded,
+        // in case a child process still holds the pipe.
+        await withCheckedContinuation { continuation in
+            onOwnThread {
+                let deadline = Date().addingTimeInterval(5)
+                self.output.lock()
+                defer { self.output.unlock() }
+                while !self.stderrEnded && self.output.wait(until: deadline) {}
+                continuation.resume()
+            }
+        }
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
 

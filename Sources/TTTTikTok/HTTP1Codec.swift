@@ -1,0 +1,392 @@
+import CZlib
+import NIOCore
+import NIOHTTP1
+
+/// A GET as bytes, ready for the socket: the request line and the headers as given (the caller
+/// checked their values once, see `HTTPTikTokClient.isValidHeaderValue`). One buffer and one write
+/// per request, where NIO's codec pipeline cost about a tenth of a check.
+enum RequestEncoder {
+    /// Nil when `target` could break the request line (a space or a control character in it: a
+    /// room id comes from TikTok's own answers).
+    static func get(_ target: String, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
+        var buffer = allocator.buffer(capacity: 640 + target.utf8.count)
+        buffer.writeStaticString("GET ")
+        buffer.writeString(target)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in headers {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("\r\n")
+        return buffer
+    }
+}
+
+/// One HTTP/1.1 answer, read from the bytes as they arrive (RFC 9112): the status line and header
+/// fields, then a body framed by `Transfer-Encoding: chunked`, `Content-Length`, or the end of the
+/// connection; gzip and deflate bodies are inflated. Anything malformed is a `protocolError`, a body
+/// over the limit (before or after inflating) `tooLarge`.
+struct ResponseReader {
+    private enum State {
+        /// Looking for the blank line that ends the head; `scanned` bytes are known not to hold it.
+        case head(scanned: Int)
+        case fixed(remaining: Int)
+        case chunkSize
+        case chunkData(remaining: Int)
+        case chunkEnd
+        case trailers
+        case untilClose
+        case done
+    }
+
+    static let maxHeadBytes = 64 * 1024
+    /// A chunk-size line (size and extensions) longer than this is not from a sane server.
+    static let maxChunkLineBytes = 4 * 1024
+
+    private let maxBodyBytes: Int
+    private var state = State.head(scanned: 0)
+    private var input: ByteBuffer?
+    private var body: ByteBuffer?
+    private var trailerBytes = 0
+    private(set) var head: HTTPResponseHead?
+    private var contentEncoding: [String] = []
+    private var reusable = true
+
+    init(maxBodyBytes: Int) {
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// Takes the bytes that arrived; returns the answer once it is whole.
+    mutating func read(_ bytes: inout ByteBuffer) throws(HTTPFailure) -> ResponseCollector.Answer? {
+        if input == nil || input!.readableBytes == 0 {
+            input = bytes
+        } else {
+            input!.writeBuffer(&bytes)
+        }
+        while true {
+            switch try step() {
+            case .needMore: return nil
+            case .progress: continue
+            case .complete: return try finish()
+            }
+        }
+    }
+
+    /// The connection ended: the answer, if its body was the rest of the connection.
+    mutating func end() throws(HTTPFailure) -> ResponseCollector.Answer? {
+        guard case .untilClose = state else { return nil }
+        state = .done
+        return try finish()
+    }
+
+    private enum Step { case needMore, progress, complete }
+
+    private mutating func step() throws(HTTPFailure) -> Step {
+        switch state {
+        case .head(let scanned):
+            let view = input!.readableBytesView
+            guard let end = Self.find(Self.crlfcrlf, in: view, from: max(0, scanned - 3)) else {
+                if view.count > Self.maxHeadBytes { throw .protocolError("answer head over \(Self.maxHeadBytes / 1024) KiB") }
+                state = .head(scanned: view.count)
+                return .needMore
+            }
+            let parsed = try Self.parseHead(view[view.startIndex..<(view.startIndex + end + 2)])
+            input!.moveReaderIndex(forwardBy: end + 4)
+            let code = parsed.head.status.code
+            if code >= 100 && code < 200 {
+                // 101 would switch protocols, which tttd never asks for; 100 and 103 precede the answer.
+                if code == 101 { throw .protocolError("unexpected 101 Switching Protocols") }
+                state = .head(scanned: 0)
+                return .progress
+            }
+            head = parsed.head
+            let connection = Self.tokens(parsed.connection)
+            // HTTP/1.1 keeps the connection unless told to close it; HTTP/1.0 only when asked to keep it.
+            reusable = parsed.head.version.minor == 1 ? !connection.contains("close") : connection.contains("keep-alive")
+            contentEncoding = Self.tokens(parsed.contentEncoding)
+            state = try framing(parsed)
+            return .progress
+        case .fixed(let remaining):
+            guard input!.readableBytes > 0 else { return .needMore }
+            let taken = min(remaining, input!.readableBytes)
+            try append(taken)
+            state = remaining == taken ? .done : .fixed(remaining: remaining - taken)
+            return remaining == taken ? .complete : .needMore
+        case .chunkSize:
+            guard let line = try takeLine(limit: Self.maxChunkLineBytes, what: "chunk size") else { return .needMore }
+            let size = try Self.chunkSize(line)
+            if size > maxBodyBytes - (body?.readableBytes ?? 0) { throw .tooLarge }
+            state = size == 0 ? .trailers : .chunkData(remaining: size)
+            return .progress
+        case .chunkData(let remaining):
+            guard input!.readableBytes > 0 else { return .needMore }
+            let taken = min(remaining, input!.readableBytes)
+            try append(taken)
+            state = remaining == taken ? .chunkEnd : .chunkData(remaining: remaining - taken)
+            return .progress
+        case .chunkEnd:
+            guard input!.readableBytes >= 2 else { return .needMore }
+            guard input!.readInteger(as: UInt16.self) == 0x0D0A else { throw .protocolError("chunk not followed by CRLF") }
+            state = .chunkSize
+            return .progress
+        case .trailers:
+            guard let line = try takeLine(limit: Self.maxHeadBytes, what: "trailer") else { return .needMore }
+            trailerBytes += line.count + 2
+            if trailerBytes > Self.maxHeadBytes { throw .protocolError("trailers over \(Self.maxHeadBytes / 1024) KiB") }
+            if line.isEmpty {
+                state = .done
+                return .complete
+            }
+            return .progress
+        case .untilClose:
+            guard input!.readableBytes > 0 else { return .needMore }
+            try append(input!.readableBytes)
+            return .needMore
+        case .done:
+            return .complete
+        }
+    }
+
+    /// How the body is delimited (RFC 9112, 6.3).
+    private mutating func framing(_ parsed: ParsedHead) throws(HTTPFailure) -> State {
+        if parsed.head.status.code == 204 || parsed.head.status.code == 304 { return .done }
+        let codings = Self.tokens(parsed.transferEncoding)
+        if !codings.isEmpty {
+            // A Content-Length beside it is ignored, and the connection cannot be trusted after.
+            if !parsed.contentLength.isEmpty { reusable = false }
+            if codings.last == "chunked" { return .chunkSize }
+            reusable = false
+            return .untilClose
+        }
+        let lengths = Self.tokens(parsed.contentLength)
+        if let first = lengths.first {
+            guard lengths.allSatisfy({ $0 == first }), first.utf8.count <= 18, first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+                  let length = Int(first) else { throw .protocolError("bad Content-Length") }
+            if length > maxBodyBytes { throw .tooLarge }
+            return length == 0 ? .done : .fixed(remaining: length)
+        }
+        reusable = false
+        return .untilClose
+    }
+
+    private mutating func append(_ count: Int) throws(HTTPFailure) {
+        var part = input!.readSlice(length: count)!
+        if body == nil {
+            body = part
+        } else {
+            body!.writeBuffer(&part)
+        }
+        if body!.readableBytes > maxBodyBytes { throw .tooLarge }
+    }
+
+    /// The next CRLF-terminated line without its CRLF, or nil until it is whole.
+    private mutating func takeLine(limit: Int, what: String) throws(HTTPFailure) -> ByteBufferView? {
+        let view = input!.readableBytesView
+        guard let end = Self.find(Self.crlf, in: view, from: 0) else {
+            if view.count > limit { throw .protocolError("\(what) line too long") }
+            return nil
+        }
+        let line = view[view.startIndex..<(view.startIndex + end)]
+        input!.moveReaderIndex(forwardBy: end + 2)
+        return line
+    }
+
+    private mutating func finish() throws(HTTPFailure) -> ResponseCollector.Answer {
+        guard let head else { throw .protocolError("no answer head") }
+        // Bytes after the answer were not asked for: the connection is not reused.
+        if let input, input.readableBytes > 0 { reusable = false }
+        var answer = body ?? ByteBuffer()
+        switch contentEncoding {
+        case [], ["identity"]: break
+        case ["gzip"], ["x-gzip"], ["deflate"]: answer = try Inflater.inflate(answer, limit: maxBodyBytes)
+        case let other: throw .protocolError("content encoding \(other.joined(separator: ", ")) not supported")
+        }
+        return ResponseCollector.Answer(head: head, body: answer, reusable: reusable)
+    }
+
+    // MARK: The head
+
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+    private static let crlfcrlf: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]
+
+    /// The offset of `pattern` in `view` at or after `from`.
+    private static func find(_ pattern: [UInt8], in view: ByteBufferView, from: Int) -> Int? {
+        view.withUnsafeBytes { bytes -> Int? in
+            let count = pattern.count
+            guard bytes.count >= count else { return nil }
+            var index = from
+            while index <= bytes.count - count {
+                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, count == 2 || (bytes[index + 2] == 0x0D && bytes[index + 3] == 0x0A) {
+                    return index
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+
+    /// A head, and the fields that frame its body, kept aside as read (no look-up by name after).
+    struct ParsedHead {
+        var head: HTTPResponseHead
+        var contentLength: [String] = []
+        var transferEncoding: [String] = []
+        var contentEncoding: [String] = []
+        var connection: [String] = []
+    }
+
+    /// The status line and header fields, each ended by CRLF (the blank line that ends the head excluded).
+    static func parseHead(_ view: ByteBufferView) throws(HTTPFailure) -> ParsedHead {
+        try view.withUnsafeBytes { bytes in Result { () throws(HTTPFailure) in try parseHead(bytes) } }.get()
+    }
+
+    private static func parseHead(_ bytes: UnsafeRawBufferPointer) throws(HTTPFailure) -> ParsedHead {
+        var lineStart = 0
+        /// The next line without its CRLF.
+        func nextLine() throws(HTTPFailure) -> Range<Int>? {
+            guard lineStart < bytes.count else { return nil }
+            var index = lineStart
+            while bytes[index] != 0x0A { index += 1 }  // the head ends with CRLF: there is one
+            guard index > lineStart, bytes[index - 1] == 0x0D else { throw .protocolError("line not ended by CRLF") }
+            defer { lineStart = index + 1 }
+            return lineStart..<(index - 1)
+        }
+        guard let statusLine = try nextLine() else { throw .protocolError("bad status line") }
+        let status = try Self.statusLine(UnsafeRawBufferPointer(rebasing: bytes[statusLine]))
+        var parsed = ParsedHead(head: HTTPResponseHead(version: status.version, status: .init(statusCode: status.code)))
+        while let line = try nextLine() {
+            guard !line.isEmpty else { throw .protocolError("empty header line") }
+            // Obsolete line folding (RFC 9112, 5.2): refused rather than guessed at.
+            if bytes[line.lowerBound] == 0x20 || bytes[line.lowerBound] == 0x09 { throw .protocolError("folded header line") }
+            var colon = line.lowerBound
+            while colon < line.upperBound, bytes[colon] != 0x3A {
+                guard isTokenByte(bytes[colon]) else { throw .protocolError("bad header name") }
+                colon += 1
+            }
+            guard colon < line.upperBound, colon > line.lowerBound else { throw .protocolError("bad header name") }
+            var valueStart = colon + 1
+            var valueEnd = line.upperBound
+            while valueStart < valueEnd, bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09 { valueStart += 1 }
+            while valueEnd > valueStart, bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09 { valueEnd -= 1 }
+            for index in valueStart..<valueEnd where bytes[index] == 0x00 || bytes[index] == 0x0D {
+                throw .protocolError("bad header value")
+            }
+            let name = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])
+            let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
+            parsed.head.headers.add(name: String(decoding: name, as: UTF8.self), value: value)
+            if equalsIgnoringCase(name, "content-length") {
+                parsed.contentLength.append(value)
+            } else if equalsIgnoringCase(name, "transfer-encoding") {
+                parsed.transferEncoding.append(value)
+            } else if equalsIgnoringCase(name, "content-encoding") {
+                parsed.contentEncoding.append(value)
+            } else if equalsIgnoringCase(name, "connection") {
+                parsed.connection.append(value)
+            }
+        }
+        return parsed
+    }
+
+    /// `name` is `lowercased`, ASCII letters in any case.
+    private static func equalsIgnoringCase(_ name: UnsafeRawBufferPointer, _ lowercased: StaticString) -> Bool {
+        guard name.count == lowercased.utf8CodeUnitCount else { return false }
+        let expected = UnsafeRawBufferPointer(start: lowercased.utf8Start, count: lowercased.utf8CodeUnitCount)
+        for index in 0..<name.count where name[index] | 0x20 != expected[index] { return false }
+        return true
+    }
+
+    private static func statusLine(_ line: UnsafeRawBufferPointer) throws(HTTPFailure) -> (version: HTTPVersion, code: Int) {
+        // "HTTP/1.x NNN[ reason]"
+        guard line.count >= 12, line[0..<7].elementsEqual("HTTP/1.".utf8), line[7] == 0x30 || line[7] == 0x31,
+              line[8] == 0x20, line[9..<12].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), line.count == 12 || line[12] == 0x20
+        else { throw .protocolError("bad status line") }
+        let code = line[9..<12].reduce(0) { $0 * 10 + Int($1 - 0x30) }
+        guard code >= 100 else { throw .protocolError("bad status line") }
+        return (HTTPVersion(major: 1, minor: Int(line[7] - 0x30)), code)
+    }
+
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: true
+        case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
+             UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+             UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"): true
+        default: false
+        }
+    }
+
+    /// A field's comma-separated values, every occurrence, trimmed and lowercased.
+    private static func tokens(_ values: [String]) -> [String] {
+        values.flatMap { $0.utf8.split(separator: 0x2C) }.compactMap { token in
+            var token = token
+            while let byte = token.first, byte == 0x20 || byte == 0x09 { token = token.dropFirst() }
+            while let byte = token.last, byte == 0x20 || byte == 0x09 { token = token.dropLast() }
+            return token.isEmpty ? nil : String(decoding: token.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        }
+    }
+
+    /// `1a3f[;extension]`: hexadecimal, extensions ignored.
+    private static func chunkSize(_ line: ByteBufferView) throws(HTTPFailure) -> Int {
+        var size = 0
+        var digits = 0
+        for byte in line {
+            let value: Int
+            switch byte {
+            case 0x30...0x39: value = Int(byte - 0x30)
+            case 0x41...0x46: value = Int(byte - 0x41 + 10)
+            case 0x61...0x66: value = Int(byte - 0x61 + 10)
+            case 0x3B, 0x20, 0x09:
+                guard digits > 0 else { throw .protocolError("bad chunk size") }
+                return size
+            default: throw .protocolError("bad chunk size")
+            }
+            digits += 1
+            // Past 15 hex digits a size overflows; far before that it is over any limit.
+            guard digits <= 15 else { throw .tooLarge }
+            size = size * 16 + value
+        }
+        guard digits > 0 else { throw .protocolError("bad chunk size") }
+        return size
+    }
+}
+
+/// gzip and zlib-wrapped deflate, inflated under a limit: a small answer that inflates past it
+/// (a "zip bomb") stops as soon as it does.
+enum Inflater {
+    static func inflate(_ compressed: ByteBuffer, limit: Int) throws(HTTPFailure) -> ByteBuffer {
+        var stream = z_stream()
+        guard czlib_inflate_init(&stream) == Z_OK else { throw .protocolError("cannot inflate") }
+        defer { inflateEnd(&stream) }
+        var output = ByteBuffer()
+        output.reserveCapacity(min(limit + 1, max(4096, compressed.readableBytes * 6)))
+        enum Outcome { case done, truncated, corrupt, tooLarge }
+        let outcome = compressed.withUnsafeReadableBytes { input -> Outcome in
+            stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: Bytef.self).baseAddress)
+            stream.avail_in = uInt(input.count)
+            while true {
+                var status = Z_OK
+                output.writeWithUnsafeMutableBytes(minimumWritableBytes: 4096) { out in
+                    stream.next_out = out.bindMemory(to: Bytef.self).baseAddress
+                    stream.avail_out = uInt(out.count)
+                    status = CZlib.inflate(&stream, Z_NO_FLUSH)
+                    return out.count - Int(stream.avail_out)
+                }
+                if output.readableBytes > limit { return .tooLarge }
+                switch status {
+                case Z_STREAM_END: return .done
+                case Z_OK: continue
+                case Z_BUF_ERROR: if stream.avail_in == 0 { return .truncated } else { continue }
+                default: return .corrupt
+                }
+            }
+        }
+        switch outcome {
+        case .done: return output
+        case .truncated: throw .protocolError("compressed answer cut short")
+        case .corrupt: throw .protocolError("compressed answer corrupt")
+        case .tooLarge: throw .tooLarge
+        }
+    }
+}
