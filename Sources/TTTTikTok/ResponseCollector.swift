@@ -110,7 +110,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard pending != nil, reader != nil else {
+        guard pending != nil else {
             // Bytes nobody asked for: the connection cannot be trusted for the next exchange.
             context.close(promise: nil)
             return

@@ -89,7 +89,16 @@ struct AccountsTests {
 
     @Test("accounts list --json has the documented keys; never checked: last_checked_at null, check_state unknown")
     func listKeys() async throws {
-        let (daemon, _) = try await startDaemon()
+        // A TikTok that accepts connections and never answers: the accounts just added stay never
+        // checked while the test looks (with no TikTok at all a failed check could be recorded first).
+        let silent = try TCPListener()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: """
+            tiktok:
+              web_url: "http://127.0.0.1:\(silent.port)"
+              webcast_url: "http://127.0.0.1:\(silent.port)"
+            """)
+        try await daemon.start()
         let before = Date()
         #expect(try await daemon.ctl(["accounts", "add", "zed", "amy"]).status == 0)
         let list = try await daemon.ctl(["accounts", "list", "--json"])
@@ -111,6 +120,7 @@ struct AccountsTests {
         #expect(table.status == 0)
         #expect(table.stdout.contains("@amy") && table.stdout.contains("never"), "\(table)")
         #expect(try await daemon.stop() == 0)
+        withExtendedLifetime(silent) {}
     }
 
     @Test("removing a name not watched: exit 1, not_found, and nothing is removed")
