@@ -187,7 +187,8 @@ public final class DetectionService: Service, Sendable {
     }
 
     /// One worker of an egress. A graceful shutdown cancels the loop wherever it waits (a request
-    /// in flight ends as unknown, its account checked again when its lease ends). One watch for the
+    /// in flight is cut short and nothing is recorded of it: its account is checked again when its
+    /// lease ends). One watch for the
     /// whole loop: a watch per wait costs a task group and two tasks per check.
     private func work(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async {
         try? await cancelWhenGracefulShutdown { try await self.checkLoop(egress, pacer, checks) }
@@ -204,9 +205,13 @@ public final class DetectionService: Service, Sendable {
             switch job {
             case .lookUp(let account):
                 let lookup = await egress.client.lookUp(account.username)
+                // Stopping: the request was cut short, its answer is the stop's own. Nothing is
+                // recorded; the account's lease runs out and it is checked again.
+                try Task.checkCancellation()
                 checks.count(lookup)
                 await pacer.finish(block: lookup.block)
                 let observation = await observe(lookup, egress: egress, pacer: pacer)
+                try Task.checkCancellation()
                 if let answer = quietAnswer(observation, account) {
                     quiet.withLock { $0.append(answer) }
                 } else {
@@ -215,6 +220,7 @@ public final class DetectionService: Service, Sendable {
                 }
             case .checkAlive(let lives):
                 let answer = await egress.client.checkAlive(lives.map(\.roomID))
+                try Task.checkCancellation()
                 switch answer {
                 case .answered(let alive):
                     await pacer.finish(block: nil)

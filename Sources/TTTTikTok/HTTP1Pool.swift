@@ -101,6 +101,7 @@ final class HTTP1Pool: @unchecked Sendable {
                 // The server closed a connection it had kept idle: once more on a new one.
             }
         }
+        if Task.isCancelled { throw HTTPFailure.cancelled }
         let connection = try await connect(origin)
         return try await exchange(request, on: connection, origin: origin, timeout: timeout)
     }
@@ -114,9 +115,18 @@ final class HTTP1Pool: @unchecked Sendable {
         for channel in channels { try? await channel.close() }
     }
 
+    /// A cancelled task (tttd stopping, a pipeline ending) does not wait for the answer or its
+    /// timeout: the exchange ends as `cancelled` and its connection is closed.
     private func exchange(_ request: ByteBuffer, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
-        let answer = try await withCheckedThrowingContinuation { waiter in
-            connection.collector.send(request, timeout: timeout, on: connection.channel.eventLoop, waiter: waiter)
+        let loop = connection.channel.eventLoop
+        let answer = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<ResponseCollector.Answer, any Error>) in
+                // After the handler is in place: either this sees the cancellation or the handler sees the exchange.
+                guard !Task.isCancelled else { return waiter.resume(throwing: HTTPFailure.cancelled) }
+                connection.collector.send(request, timeout: timeout, on: loop, waiter: waiter)
+            }
+        } onCancel: {
+            connection.collector.cancel(on: loop)
         }
         if answer.reusable { putIdle(connection, origin: origin) }
         return answer

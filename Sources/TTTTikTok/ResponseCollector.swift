@@ -22,6 +22,8 @@ enum HTTPFailure: Error, Equatable, CustomStringConvertible {
     case tls(String)
     case protocolError(String)
     case shutDown
+    /// The task waiting for the answer was cancelled (tttd stopping, a pipeline ending).
+    case cancelled
 
     var description: String {
         switch self {
@@ -34,6 +36,7 @@ enum HTTPFailure: Error, Equatable, CustomStringConvertible {
         case .tls(let why): "TLS: \(why)"
         case .protocolError(let why): "bad HTTP: \(why)"
         case .shutDown: "shutting down"
+        case .cancelled: "cancelled"
         }
     }
 }
@@ -93,6 +96,15 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
             start(request, timeout: timeout, waiter: waiter)
         } else {
             loop.execute { self.start(request, timeout: timeout, waiter: waiter) }
+        }
+    }
+
+    /// Ends the exchange in flight, if any: its task was cancelled.
+    func cancel(on loop: any EventLoop) {
+        if loop.inEventLoop {
+            fail(.cancelled)
+        } else {
+            loop.execute { self.fail(.cancelled) }
         }
     }
 

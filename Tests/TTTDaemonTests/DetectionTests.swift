@@ -67,6 +67,24 @@ struct DetectionTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("a stop does not wait for TikTok: the request in flight is cut short and nothing is recorded of it")
+    func stopDuringRequest() async throws {
+        let sim = SimProcess(accounts: 1)
+        try await sim.start()
+        // tttsim holds every look-up for a minute; tttd's own timeout is 10 s.
+        try await sim.fault(#"{"kind":"delay","ms":60000}"#)
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 1)
+        let stopping = ContinuousClock.now
+        #expect(try await daemon.stop() == 0)
+        // A stop that waited for the answer or for the timeout would take 10 s at least.
+        #expect(ContinuousClock.now - stopping < .seconds(8), "\(daemon.log.suffix(2000))")
+        #expect(try await database.psql("SELECT count(*) FROM accounts WHERE last_checked_at IS NOT NULL") == "0")
+    }
+
     @Test("429 storms, challenge pages, empty bodies, not-found flaps, resets and delays never end a live")
     func faultsNeverEndALive() async throws {
         let sim = SimProcess(accounts: 3)

@@ -210,6 +210,25 @@ struct HTTPTikTokClientTests {
         await server.stop()
     }
 
+    @Test("a cancelled request ends at once as unknown \"cancelled\", not at the answer or the timeout; a task cancelled before sends none")
+    func cancelled() async throws {
+        let server = try await TestHTTPServer.start { _ in .ignore }
+        let client = client(server.baseURL, timeout: .seconds(60))
+        let lookUp = Task { await client.lookUp(Self.alice) }
+        #expect(await server.requestsReceived.wait(atLeast: 1))
+        lookUp.cancel()
+        #expect(reason(await lookUp.value) == "cancelled")
+        #expect(await server.connectionsClosed.wait(atLeast: 1), "its connection is closed, not reused")
+        let early = Task { () -> AccountLookup in
+            withUnsafeCurrentTask { $0?.cancel() }
+            return await client.lookUp(Self.alice)
+        }
+        #expect(reason(await early.value) == "cancelled")
+        #expect(server.requests.count == 1)
+        await client.shutdown()
+        await server.stop()
+    }
+
     @Test("a kept-alive connection that stops answering times out too, and is not reused")
     func timeoutOnReusedConnection() async throws {
         let served = Locked(0)
