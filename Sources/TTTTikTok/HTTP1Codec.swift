@@ -110,11 +110,9 @@ struct ResponseReader {
             state = try framing(parsed)
             return .progress
         case .fixed(let remaining):
-            guard input!.readableBytes > 0 else { return .needMore }
-            let taken = min(remaining, input!.readableBytes)
-            try append(taken)
-            state = remaining == taken ? .done : .fixed(remaining: remaining - taken)
-            return remaining == taken ? .complete : .needMore
+            guard let left = try takeBody(remaining) else { return .needMore }
+            state = left == 0 ? .done : .fixed(remaining: left)
+            return left == 0 ? .complete : .needMore
         case .chunkSize:
             guard let line = try takeLine(limit: Self.maxChunkLineBytes, what: "chunk size") else { return .needMore }
             let size = try Self.chunkSize(line)
@@ -122,10 +120,8 @@ struct ResponseReader {
             state = size == 0 ? .trailers : .chunkData(remaining: size)
             return .progress
         case .chunkData(let remaining):
-            guard input!.readableBytes > 0 else { return .needMore }
-            let taken = min(remaining, input!.readableBytes)
-            try append(taken)
-            state = remaining == taken ? .chunkEnd : .chunkData(remaining: remaining - taken)
+            guard let left = try takeBody(remaining) else { return .needMore }
+            state = left == 0 ? .chunkEnd : .chunkData(remaining: left)
             return .progress
         case .chunkEnd:
             guard input!.readableBytes >= 2 else { return .needMore }
@@ -170,6 +166,15 @@ struct ResponseReader {
         }
         reusable = false
         return .untilClose
+    }
+
+    /// Moves up to `remaining` bytes of the body out of the input; returns how many are still to
+    /// come, nil when the input had none.
+    private mutating func takeBody(_ remaining: Int) throws(HTTPFailure) -> Int? {
+        guard input!.readableBytes > 0 else { return nil }
+        let taken = min(remaining, input!.readableBytes)
+        try append(taken)
+        return remaining - taken
     }
 
     private mutating func append(_ count: Int) throws(HTTPFailure) {
