@@ -188,8 +188,8 @@ public final class DetectionService: Service, Sendable {
 
     /// One worker of an egress. A graceful shutdown cancels the loop wherever it waits (a request
     /// in flight is cut short and nothing is recorded of it: its account is checked again when its
-    /// lease ends). One watch for the
-    /// whole loop: a watch per wait costs a task group and two tasks per check.
+    /// lease ends). One watch for the whole loop: a watch per wait costs a task group and two tasks
+    /// per check.
     private func work(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async {
         try? await cancelWhenGracefulShutdown { try await self.checkLoop(egress, pacer, checks) }
     }
