@@ -88,7 +88,7 @@ struct ResponseReader {
         switch state {
         case .head(let scanned):
             let view = input!.readableBytesView
-            guard let end = Self.find(Self.crlfcrlf, in: view, from: max(0, scanned - 3)) else {
+            guard let end = Self.findCRLF(in: view, from: max(0, scanned - 3), twice: true) else {
                 if view.count > Self.maxHeadBytes { throw .protocolError("answer head over \(Self.maxHeadBytes / 1024) KiB") }
                 state = .head(scanned: view.count)
                 return .needMore
@@ -190,7 +190,7 @@ struct ResponseReader {
     /// The next CRLF-terminated line without its CRLF, or nil until it is whole.
     private mutating func takeLine(limit: Int, what: String) throws(HTTPFailure) -> ByteBufferView? {
         let view = input!.readableBytesView
-        guard let end = Self.find(Self.crlf, in: view, from: 0) else {
+        guard let end = Self.findCRLF(in: view, from: 0) else {
             if view.count > limit { throw .protocolError("\(what) line too long") }
             return nil
         }
@@ -214,17 +214,13 @@ struct ResponseReader {
 
     // MARK: The head
 
-    private static let crlf: [UInt8] = [0x0D, 0x0A]
-    private static let crlfcrlf: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A]
-
-    /// The offset of `pattern` in `view` at or after `from`.
-    private static func find(_ pattern: [UInt8], in view: ByteBufferView, from: Int) -> Int? {
+    /// The offset of the first CRLF in `view` at or after `from` (with `twice`, of CRLF CRLF: the end of a head).
+    private static func findCRLF(in view: ByteBufferView, from: Int, twice: Bool = false) -> Int? {
         view.withUnsafeBytes { bytes -> Int? in
-            let count = pattern.count
-            guard bytes.count >= count else { return nil }
+            let length = twice ? 4 : 2
             var index = from
-            while index <= bytes.count - count {
-                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, count == 2 || (bytes[index + 2] == 0x0D && bytes[index + 3] == 0x0A) {
+            while index + length <= bytes.count {
+                if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, !twice || (bytes[index + 2] == 0x0D && bytes[index + 3] == 0x0A) {
                     return index
                 }
                 index += 1
@@ -234,7 +230,7 @@ struct ResponseReader {
     }
 
     /// A head, and the fields that frame its body, kept aside as read (no look-up by name after).
-    struct ParsedHead {
+    private struct ParsedHead {
         var head: HTTPResponseHead
         var contentLength: [String] = []
         var transferEncoding: [String] = []
@@ -243,7 +239,7 @@ struct ResponseReader {
     }
 
     /// The status line and header fields, each ended by CRLF (the blank line that ends the head excluded).
-    static func parseHead(_ view: ByteBufferView) throws(HTTPFailure) -> ParsedHead {
+    private static func parseHead(_ view: ByteBufferView) throws(HTTPFailure) -> ParsedHead {
         try view.withUnsafeBytes { bytes in Result { () throws(HTTPFailure) in try parseHead(bytes) } }.get()
     }
 
