@@ -13,8 +13,19 @@ public enum EventLoopExecutor {
     public static func install() -> Bool {
         ttt_install_global_executor { job in
             guard let job else { return }
+            let global = GlobalJob(job: job)
             // `any()` is the loop the caller runs on, when it runs on one of the group's loops.
-            MultiThreadedEventLoopGroup.singleton.any().enqueue(ExecutorJob(unsafeBitCast(job, to: UnownedJob.self)))
+            // Not `enqueue(ExecutorJob)`: that runs the job isolated to the loop's serial executor,
+            // so every later await in nonisolated code, and every actor call, would be a new job
+            // (23 a check, measured) where the generic executor switches in place.
+            MultiThreadedEventLoopGroup.singleton.any().execute { global.run() }
         } == 1
+    }
+
+    /// A job the runtime gave the hook: it runs once, on the loop it was sent to.
+    private struct GlobalJob: @unchecked Sendable {
+        let job: UnsafeMutableRawPointer
+
+        func run() { ttt_run_job_on_generic_executor(job) }
     }
 }

@@ -57,4 +57,9 @@ typedef void (*ttt_global_enqueue)(void *job);
 /// concerned: Swift 6.3 hands them to its default executor's own timers, not to this hook.
 int ttt_install_global_executor(ttt_global_enqueue enqueue);
 
+/// Runs a job handed to the hook as the global executor runs it: on the generic executor, not
+/// isolated to any serial executor. Nonisolated code then goes on without a hop, and a switch to
+/// an actor that is free happens on the same thread without a new job.
+void ttt_run_job_on_generic_executor(void *job);
+
 #endif
