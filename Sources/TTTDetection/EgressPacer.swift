@@ -38,6 +38,7 @@ actor EgressPacer {
     private var requests = 0
     private var blocks = 0
     private let metrics: EgressMetrics
+    private var random = JitterGenerator()
 
     static let minimumFactor = 1.0 / 64
 
@@ -63,7 +64,7 @@ actor EgressPacer {
         inFlight += 1
         let clock = ContinuousClock()
         var start = max(nextSlot, clock.now, pausedUntil)
-        nextSlot = start + jitteredGap
+        nextSlot = start + jitteredGap()
         do {
             // Checked again on waking, when other requests may have started or a block come meanwhile.
             while true {
@@ -80,12 +81,12 @@ actor EgressPacer {
         let started = clock.now
         lastStart = started
         // A late start (a busy machine, a block) must not make the next slots come sooner.
-        nextSlot = max(nextSlot, started + jitteredGap)
+        nextSlot = max(nextSlot, started + jitteredGap())
         requests += 1
     }
 
     /// The gap between two requests at the current rate: 0.99–1.05 times its inverse.
-    private var jitteredGap: Duration { .seconds(Double.random(in: 0.99..<1.05) / max(rate * factor, 1e-6)) }
+    private func jitteredGap() -> Duration { .seconds(Double.random(in: 0.99..<1.05, using: &random) / max(rate * factor, 1e-6)) }
     private var shortestGap: Duration { .seconds(0.99 / max(rate * factor, 1e-6)) }
 
     /// Ends a request; a block signal slows this egress down.
@@ -144,5 +145,22 @@ actor EgressPacer {
         let paused = max(.zero, pausedUntil - .now)
         return EgressSnapshot(name: name, rateRPS: rate * factor, slowdown: factor, pausedForS: paused.asSeconds,
                         lastBlock: lastBlock, requests: requests, blocks: blocks)
+    }
+}
+
+/// The jitter's randomness (SplitMix64, seeded once from the system's generator): spreading
+/// requests needs no cryptographic quality, and the system's generator is a `getrandom` system
+/// call per draw, two per check.
+struct JitterGenerator: RandomNumberGenerator {
+    private var state: UInt64
+
+    init(seed: UInt64 = .random(in: .min ... .max)) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var mixed = state
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        return mixed ^ (mixed >> 31)
     }
 }

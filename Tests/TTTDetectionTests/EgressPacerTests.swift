@@ -59,4 +59,18 @@ struct EgressPacerTests {
         }
         Issue.record("the four requests started before the second 429 in each of three tries: the runner was starved")
     }
+
+    @Test("the jitter's generator spreads its draws over the whole range and two seeds give two sequences")
+    func jitterGenerator() {
+        var generator = JitterGenerator(seed: 1)
+        let draws = (0..<10_000).map { _ in Double.random(in: 0.99..<1.05, using: &generator) }
+        #expect(draws.allSatisfy { $0 >= 0.99 && $0 < 1.05 })
+        // Ten equal bins of the range each hold about a tenth of the draws.
+        var bins = [Int](repeating: 0, count: 10)
+        for draw in draws { bins[min(9, Int((draw - 0.99) / 0.006))] += 1 }
+        #expect(bins.allSatisfy { (800...1_200).contains($0) }, "\(bins)")
+        var one = JitterGenerator(seed: 1)
+        var two = JitterGenerator(seed: 2)
+        #expect((0..<4).map { _ in one.next() } != (0..<4).map { _ in two.next() })
+    }
 }
