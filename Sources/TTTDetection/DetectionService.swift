@@ -173,12 +173,14 @@ public final class DetectionService: Service, Sendable {
 
     private func beat() async {
         do {
-            let (budget, totalWeight, accounts) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
+            let openedBefore = await queue.livesOpenedHere
+            let (budget, totalWeight, accounts, openLives) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
             pace.withLock {
                 $0.budgetPerSecond = budget
                 $0.totalWeight = totalWeight
             }
             await queue.setAccountCount(accounts)
+            await queue.setLivesOpen(openLives > 0, openedBefore: openedBefore)
             let rate = egresses.isEmpty ? 0 : await egresses[0].1.effectiveRate
             await queue.setClaimSize(Int((rate * Double(egresses.count) * 10).rounded(.up)))
         } catch {
@@ -281,8 +283,11 @@ public final class DetectionService: Service, Sendable {
             if let recorded = try await store.record(
                 observation, accountID: accountID, node: nodeID, offlineConfirmations: confirmations,
                 pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup) {
-                if recorded.startedLiveID != nil, let reportedStart {
-                    detectionLatency.record(duration: .seconds(max(0, Date().timeIntervalSince(reportedStart))))
+                if recorded.startedLiveID != nil {
+                    await queue.liveOpened()
+                    if let reportedStart {
+                        detectionLatency.record(duration: .seconds(max(0, Date().timeIntervalSince(reportedStart))))
+                    }
                 }
                 await onRecorded(recorded, username)
             }

@@ -29,6 +29,12 @@ actor JobQueue {
     private let waiters = Mutex<[Int: CheckedContinuation<Void, Never>]>([:])
     private var nextWaiter = 0
     private(set) var accountCount = 0
+    /// Whether any live is open, in the cluster (the heartbeat's count) or opened here since: while
+    /// none is, the lives claim (every half recheck) is skipped. True until the first heartbeat.
+    private var livesOpen = true
+    /// Counts the lives opened here, so that a heartbeat that counted none before one opened cannot
+    /// turn the claims off after it.
+    private(set) var livesOpenedHere = 0
 
     init(store: Store, nodeID: String, logger: Logger) {
         self.store = store
@@ -38,6 +44,16 @@ actor JobQueue {
 
     func setClaimSize(_ size: Int) { claimSize = min(200, max(1, size)) }
     func setAccountCount(_ count: Int) { accountCount = count }
+    /// The heartbeat's count, taken after `livesOpenedHere` read `openedBefore`.
+    func setLivesOpen(_ open: Bool, openedBefore: Int) {
+        if open || livesOpenedHere == openedBefore { livesOpen = open }
+    }
+
+    /// This node opened a live: claim lives for check_alive again before the next heartbeat.
+    func liveOpened() {
+        livesOpenedHere += 1
+        livesOpen = true
+    }
 
     /// Accounts were added (due at once): stop idling.
     func poke() {
@@ -55,7 +71,7 @@ actor JobQueue {
             // Each claim takes the lives due within half a recheck, so one claim per half recheck
             // checks every live every half to whole recheck, in as few requests as can be.
             let livesClaimEvery = max(.seconds(1), aliveRecheck / 2)
-            if ContinuousClock.now - lastLivesClaim >= livesClaimEvery {
+            if livesOpen, ContinuousClock.now - lastLivesClaim >= livesClaimEvery {
                 lastLivesClaim = .now
                 if let lives = try? await store.claimLivesForAliveCheck(
                     node: nodeID, limit: aliveBatch, lease: lease, ahead: aliveRecheck / 2), !lives.isEmpty {

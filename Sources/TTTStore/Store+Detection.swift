@@ -95,7 +95,7 @@ extension Store {
     }
 
     /// Heartbeat; returns the cluster's budget (live nodes) and the sum of account weights.
-    public func heartbeat(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) -> (budget: Double, totalWeight: Double, accounts: Int) {
+    public func heartbeat(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) -> (budget: Double, totalWeight: Double, accounts: Int, openLives: Int) {
         try await run("nodes.heartbeat") { client in
             let rows = try await client.query("""
                 WITH beat AS (
@@ -106,12 +106,13 @@ extension Store {
                 SELECT (SELECT budget_rps FROM beat)
                        + coalesce((SELECT sum(budget_rps) FROM nodes WHERE node_id <> \(nodeID) AND heartbeat_at > now() - interval '90 seconds'), 0),
                        coalesce((SELECT sum(CASE WHEN live THEN weight * \(Self.liveLookupShare) ELSE weight END) FROM accounts), 0),
-                       (SELECT count(*) FROM accounts)::int8
+                       (SELECT count(*) FROM accounts)::int8,
+                       (SELECT count(*) FROM lives WHERE status = 'live')::int8
                 """)
-            for try await (budget, weight, count) in rows.decode((Double, Double, Int64).self) {
-                return (budget, weight, Int(count))
+            for try await (budget, weight, count, open) in rows.decode((Double, Double, Int64, Int64).self) {
+                return (budget, weight, Int(count), Int(open))
             }
-            return (budgetPerSecond, 0, 0)
+            return (budgetPerSecond, 0, 0, 0)
         }
     }
 

@@ -44,6 +44,9 @@ struct DetectionTests {
         #expect(started["title"] as? String == "Bonsoir Ouaga")
         #expect(started["live_id"] is Int)
         #expect(started["at"] is String)
+        // With no live open, tttd claimed none for check_alive; the one it opened is re-checked that
+        // way at once (live_recheck 1 s), not from the next heartbeat on (10 s after the first).
+        try await sim.waitForRequests(to: "/webcast/room/check_alive/", atLeast: 1, timeout: 4)
 
         let active = try await daemon.ctl(["lives", "--active", "--json"])
         let lives = try active.json() as? [[String: Any]]
