@@ -5,6 +5,7 @@
                   --schedule uniform|habitual --out FILE.json [--window S] [--dur-min S]
                   [--dur-max S] [--warmup S] [--concurrency C] [--seed N]
     bench.py report --png FILE --doc docs/performance.md RESULT.json [RESULT.json …]
+    bench.py compare --baseline RESULT.json … --candidate RESULT.json …   (two builds run side by side)
 
 `case` runs one case end to end and writes a JSON result:
 
@@ -692,6 +693,32 @@ def report(a):
         log(f"written to {a.doc}")
 
 
+def compare(a):
+    """Two builds run side by side on the same cases: the figures that tell them apart."""
+    def load(paths):
+        out = {}
+        for path in paths:
+            with open(path) as f:
+                r = json.load(f)
+            out[(r["accounts"], r["schedule"])] = r
+        return out
+    baseline, candidate = load(a.baseline), load(a.candidate)
+    print("| case | CPU per check, baseline → candidate | p50 (× bound) | p99 (× bound) | highest 1 s rate | lives detected |")
+    print("|---|---|---|---|---|---|")
+    for key in sorted(candidate, key=lambda k: (k[0], k[1] != "uniform")):
+        if key not in baseline:
+            continue
+        pair = []
+        for r in (baseline[key], candidate[key]):
+            lat = [l["latency_s"] for l in r["lives"] if l["latency_s"] is not None]
+            pair.append((r["phase2"]["cpu_ms_per_request"], percentile(lat, 50) / r["bound_s"],
+                         percentile(lat, 99) / r["bound_s"], r["phase2"]["max_rps"] / r["budget_rps"],
+                         f"{len(lat)}/{len(r['lives'])}"))
+        (cb, p50b, p99b, rateb, livesb), (cc, p50c, p99c, ratec, livesc) = pair
+        print(f"| {key[0]:,} {key[1]} | {cb:.3f} → {cc:.3f} ms ({100 * (cc / cb - 1):+.1f} %) | {p50b:.2f} → {p50c:.2f} "
+              f"| {p99b:.2f} → {p99c:.2f} | {100 * rateb:.0f} % → {100 * ratec:.0f} % | {livesb} → {livesc} |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -714,9 +741,14 @@ def main():
     r.add_argument("--doc")
     r.add_argument("--note")
     r.add_argument("results", nargs="+")
+    m = sub.add_parser("compare")
+    m.add_argument("--baseline", nargs="+", required=True)
+    m.add_argument("--candidate", nargs="+", required=True)
     a = parser.parse_args()
     if a.command == "case":
         run_case(a)
+    elif a.command == "compare":
+        compare(a)
     else:
         report(a)
 
