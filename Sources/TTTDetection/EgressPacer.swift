@@ -86,7 +86,9 @@ actor EgressPacer {
     }
 
     /// The gap between two requests at the current rate: 0.99–1.05 times its inverse.
-    private func jitteredGap() -> Duration { .seconds(Double.random(in: 0.99..<1.05, using: &random) / max(rate * factor, 1e-6)) }
+    private func jitteredGap() -> Duration {
+        .seconds(Double.random(in: 0.99..<1.05, using: &random) / max(rate * factor, 1e-6))
+    }
     private var shortestGap: Duration { .seconds(0.99 / max(rate * factor, 1e-6)) }
 
     /// Ends a request; a block signal slows this egress down.

@@ -94,7 +94,8 @@ extension Store {
         }
     }
 
-    /// Heartbeat; returns the cluster's budget (live nodes) and the sum of account weights.
+    /// Heartbeat; returns the cluster's budget (live nodes), the sum of account weights, and how
+    /// many accounts there are and how many lives are open.
     public func heartbeat(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) -> (budget: Double, totalWeight: Double, accounts: Int, openLives: Int) {
         try await run("nodes.heartbeat") { client in
             let rows = try await client.query("""
