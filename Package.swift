@@ -157,6 +157,7 @@ let package = Package(
         ], swiftSettings: strict),
         // tttsim: a TikTok emulator (web and webcast endpoints, FLV live audio, faults) for tests and demos.
         .target(name: "TTTSim", dependencies: [
+            "TTTDomain",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
@@ -209,7 +210,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TTTSimTests", dependencies: [
-            "TTTSim",
+            "TTTSim", "TTTDomain",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -38,7 +38,7 @@ actor EgressPacer {
     private var requests = 0
     private var blocks = 0
     private let metrics: EgressMetrics
-    private var random = JitterGenerator()
+    private var random = SeededRandom(seed: nil)
 
     static let minimumFactor = 1.0 / 64
 
@@ -147,22 +147,5 @@ actor EgressPacer {
         let paused = max(.zero, pausedUntil - .now)
         return EgressSnapshot(name: name, rateRPS: rate * factor, slowdown: factor, pausedForS: paused.asSeconds,
                         lastBlock: lastBlock, requests: requests, blocks: blocks)
-    }
-}
-
-/// The jitter's randomness (SplitMix64, seeded once from the system's generator): spreading
-/// requests needs no cryptographic quality, and the system's generator is a `getrandom` system
-/// call per draw, two per check.
-struct JitterGenerator: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64 = .random(in: .min ... .max)) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var mixed = state
-        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
-        return mixed ^ (mixed >> 31)
     }
 }

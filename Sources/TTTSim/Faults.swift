@@ -1,4 +1,5 @@
 import Synchronization
+import TTTDomain
 
 /// A fault as posted to `POST /_sim/faults`.
 public struct FaultSpec: Codable, Sendable {

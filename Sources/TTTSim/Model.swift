@@ -1,4 +1,5 @@
 import Foundation
+import TTTDomain
 
 /// A simulated TikTok account. `username` is the lower-cased uniqueId (TikTok matches it
 /// case-insensitively).

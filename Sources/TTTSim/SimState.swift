@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TTTDomain
 
 /// Accounts and lives, behind one lock: every operation is short and synchronous, so request
 /// handlers and stream loops read it without hopping to an actor.

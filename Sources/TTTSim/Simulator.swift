@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import TTTDomain
 
 public struct SimConfiguration: Sendable {
     public var host = "127.0.0.1"

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Testing
+import TTTDomain
 @testable import TTTSim
 
 @Suite struct FaultTests {

@@ -1,5 +1,7 @@
-/// SplitMix64: a tiny deterministic generator, so `--seed N` replays the same ids and fault draws.
-/// Without a seed it starts from the system generator (still one stream per owner, no global state).
+/// SplitMix64: a tiny deterministic generator, so tttsim's `--seed N` replays the same ids and fault
+/// draws. Without a seed it starts from the system generator (still one stream per owner, no global
+/// state): tttd's pacer draws its jitter from one, where the system generator would make a
+/// `getrandom` system call per draw.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
