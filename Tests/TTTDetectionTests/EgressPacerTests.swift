@@ -1,6 +1,5 @@
 import Testing
 @testable import TTTDetection
-import TTTDomain
 
 @Suite("egress budget")
 struct EgressPacerTests {
@@ -59,19 +58,5 @@ struct EgressPacerTests {
             if checked { return }
         }
         Issue.record("the four requests started before the second 429 in each of three tries: the runner was starved")
-    }
-
-    @Test("the jitter's generator spreads its draws over the whole range and two seeds give two sequences")
-    func jitterGenerator() {
-        var generator = SeededRandom(seed: 1)
-        let draws = (0..<10_000).map { _ in Double.random(in: 0.99..<1.05, using: &generator) }
-        #expect(draws.allSatisfy { $0 >= 0.99 && $0 < 1.05 })
-        // Ten equal bins of the range each hold about a tenth of the draws.
-        var bins = [Int](repeating: 0, count: 10)
-        for draw in draws { bins[min(9, Int((draw - 0.99) / 0.006))] += 1 }
-        #expect(bins.allSatisfy { (800...1_200).contains($0) }, "\(bins)")
-        var one = SeededRandom(seed: 1)
-        var two = SeededRandom(seed: 2)
-        #expect((0..<4).map { _ in one.next() } != (0..<4).map { _ in two.next() })
     }
 }
