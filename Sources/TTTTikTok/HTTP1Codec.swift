@@ -7,21 +7,46 @@ import NIOHTTP1
 /// per request, where NIO's codec pipeline cost about a tenth of a check.
 enum RequestEncoder {
     /// Nil when `target` could break the request line (a space or a control character in it: a
-    /// room id comes from TikTok's own answers).
-    static func get(_ target: String, headers: HTTPHeaders, allocator: ByteBufferAllocator) -> ByteBuffer? {
-        guard !target.isEmpty, target.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else { return nil }
-        var buffer = allocator.buffer(capacity: 640 + target.utf8.count)
+    /// room id comes from TikTok's own answers). `fields` are written as they are: see `HeaderBlock`.
+    static func get(_ target: String, fields: HeaderBlock, extra: HeaderBlock? = nil, allocator: ByteBufferAllocator) -> ByteBuffer? {
+        guard isValidTarget(target) else { return nil }
+        var buffer = allocator.buffer(capacity: 16 + target.utf8.count + fields.bytes.count + (extra?.bytes.count ?? 0))
         buffer.writeStaticString("GET ")
         buffer.writeString(target)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in headers {
-            buffer.writeString(name)
-            buffer.writeStaticString(": ")
-            buffer.writeString(value)
-            buffer.writeStaticString("\r\n")
-        }
+        buffer.writeBytes(fields.bytes)
+        if let extra { buffer.writeBytes(extra.bytes) }
         buffer.writeStaticString("\r\n")
         return buffer
+    }
+
+    private static func isValidTarget(_ target: String) -> Bool {
+        var target = target
+        return target.withUTF8 { bytes in
+            guard !bytes.isEmpty else { return false }
+            for byte in bytes where byte <= 0x20 || byte == 0x7F { return false }
+            return true
+        }
+    }
+}
+
+/// Header fields encoded once (`Name: value\r\n` each), so that a request copies one block of bytes
+/// instead of writing every name and value: most requests send the same fields. They are written as
+/// given, so the caller builds them from values it has checked.
+struct HeaderBlock: Sendable {
+    let fields: HTTPHeaders
+    let bytes: [UInt8]
+
+    init(_ fields: HTTPHeaders) {
+        self.fields = fields
+        var bytes = [UInt8]()
+        for (name, value) in fields {
+            bytes += name.utf8
+            bytes += ": ".utf8
+            bytes += value.utf8
+            bytes += "\r\n".utf8
+        }
+        self.bytes = bytes
     }
 }
 

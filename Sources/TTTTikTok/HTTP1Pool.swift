@@ -34,6 +34,8 @@ struct HTTPProxy: Sendable {
     var port: Int
     /// `Basic …` when the URL carries credentials; a secret, sent only to the proxy.
     var authorization: String?
+    /// `Proxy-Authorization`, for the requests sent to the proxy in absolute form (http origins).
+    var authorizationField: HeaderBlock?
 
     init?(_ text: String) {
         guard let url = URL(string: text), url.scheme?.lowercased() == "http", let host = url.host, !host.isEmpty else { return nil }
@@ -41,7 +43,9 @@ struct HTTPProxy: Sendable {
         port = url.port ?? 8080
         if let user = url.user(percentEncoded: false) {
             let password = url.password(percentEncoded: false) ?? ""
-            authorization = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+            let basic = "Basic " + Data("\(user):\(password)".utf8).base64EncodedString()
+            authorization = basic
+            authorizationField = HeaderBlock(["Proxy-Authorization": basic])
         }
     }
 }
@@ -84,14 +88,14 @@ final class HTTP1Pool: @unchecked Sendable {
 
     /// GETs `target` (path and query) from `origin` with `headers`, Host among them. They are sent
     /// as given (`RequestEncoder`), so the caller builds them from values it has checked.
-    func get(_ origin: Origin, target: String, headers: HTTPHeaders, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
+    func get(_ origin: Origin, target: String, headers: HeaderBlock, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
         var uri = target
-        var headers = headers
+        var extra: HeaderBlock?
         if let proxy, !origin.tls {
             uri = "http://\(origin.authority)\(target)"
-            if let authorization = proxy.authorization { headers.add(name: "Proxy-Authorization", value: authorization) }
+            extra = proxy.authorizationField
         }
-        guard let request = RequestEncoder.get(uri, headers: headers, allocator: allocator) else {
+        guard let request = RequestEncoder.get(uri, fields: headers, extra: extra, allocator: allocator) else {
             throw HTTPFailure.protocolError("a request target with a space or a control character")
         }
         if let connection = takeIdle(origin) {

@@ -36,10 +36,10 @@ public final class HTTPTikTokClient: TikTokClient {
     private let webcast: Base
     private let timeout: TimeAmount
     /// Each kind of request's headers (Host and cookies included), built once: a check copies none.
-    private let webHeaders: HTTPHeaders
-    private let webcastHeaders: HTTPHeaders
+    private let webHeaders: HeaderBlock
+    private let webcastHeaders: HeaderBlock
     /// webcast's with the session, for room/info.
-    private let sessionHeaders: HTTPHeaders
+    private let sessionHeaders: HeaderBlock
     /// The session secret was given but cannot be a header value (a control character, a line
     /// break inside): it is not sent. Headers are checked here, once, not on every request.
     public let sessionRefused: Bool
@@ -80,11 +80,11 @@ public final class HTTPTikTokClient: TikTokClient {
                                       cookie: usableSession.map { cookie + "; " + $0 } ?? cookie)
     }
 
-    private static func headers(_ common: HTTPHeaders, host: String, cookie: String) -> HTTPHeaders {
+    private static func headers(_ common: HTTPHeaders, host: String, cookie: String) -> HeaderBlock {
         var headers: HTTPHeaders = ["Host": host]
         headers.add(contentsOf: common)
         headers.add(name: "Cookie", value: cookie)
-        return headers
+        return HeaderBlock(headers)
     }
 
     /// What a header value may hold (RFC 9110, 5.5): no control character but the tab. The request
@@ -123,7 +123,7 @@ public final class HTTPTikTokClient: TikTokClient {
 
     private enum Outcome { case success(ResponseParser.HTTPAnswer), failure(String) }
 
-    private func get(_ origin: Origin, _ target: String, headers: HTTPHeaders) async -> Outcome {
+    private func get(_ origin: Origin, _ target: String, headers: HeaderBlock) async -> Outcome {
         var origin = origin
         var target = target
         var headers = headers
@@ -143,9 +143,11 @@ public final class HTTPTikTokClient: TikTokClient {
                 redirects += 1
                 origin = next.origin
                 target = next.target
-                headers.replaceOrAdd(name: "Host", value: origin.authority)
+                var fields = headers.fields
+                fields.replaceOrAdd(name: "Host", value: origin.authority)
                 // Cookies (the session among them) stay with the host they were meant for.
-                if origin.host != firstHost { headers.remove(name: "Cookie") }
+                if origin.host != firstHost { fields.remove(name: "Cookie") }
+                headers = HeaderBlock(fields)
                 continue
             }
             return .success(.init(

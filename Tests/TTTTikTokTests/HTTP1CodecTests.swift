@@ -185,11 +185,14 @@ struct HTTP1CodecTests {
 
     @Test("a request is its line and headers, byte for byte; a target that could break the line is refused")
     func request() throws {
-        let headers: HTTPHeaders = ["Host": "www.tiktok.com", "Accept": "*/*"]
-        let request = try #require(RequestEncoder.get("/api-live/user/room/?uniqueId=a_b", headers: headers, allocator: .init()))
+        let headers = HeaderBlock(["Host": "www.tiktok.com", "Accept": "*/*"])
+        let request = try #require(RequestEncoder.get("/api-live/user/room/?uniqueId=a_b", fields: headers, allocator: .init()))
         #expect(String(buffer: request) == "GET /api-live/user/room/?uniqueId=a_b HTTP/1.1\r\nHost: www.tiktok.com\r\nAccept: */*\r\n\r\n")
+        let proxied = try #require(RequestEncoder.get("http://www.tiktok.com/a", fields: headers,
+                                                      extra: HeaderBlock(["Proxy-Authorization": "Basic dTpw"]), allocator: .init()))
+        #expect(String(buffer: proxied) == "GET http://www.tiktok.com/a HTTP/1.1\r\nHost: www.tiktok.com\r\nAccept: */*\r\nProxy-Authorization: Basic dTpw\r\n\r\n")
         for bad in ["", "/a b", "/a\r\nX: y", "/a\u{7F}", "/a\tb"] {
-            #expect(RequestEncoder.get(bad, headers: headers, allocator: .init()) == nil, "\(bad.debugDescription)")
+            #expect(RequestEncoder.get(bad, fields: headers, allocator: .init()) == nil, "\(bad.debugDescription)")
         }
     }
 }
