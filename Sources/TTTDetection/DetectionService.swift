@@ -67,9 +67,8 @@ public final class DetectionService: Service, Sendable {
     let queue: JobQueue
     let logger: Logger
     let onRecorded: @Sendable (Store.Recorded, Username) async -> Void
-    /// Quiet lookup answers waiting for the next batched write (see `writeQuietAnswers`).
-    let quiet = Mutex<[Store.QuietAnswer]>([])
-    static let quietFlushInterval = Duration.seconds(1)
+    /// Quiet lookup answers waiting for the next claim, which writes them in its statement.
+    let quiet = QuietAnswers()
     let detectionLatency = Metrics.Timer(label: TTTMetric.detectionLatency.name)
 
     public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
@@ -81,7 +80,7 @@ public final class DetectionService: Service, Sendable {
         self.settings = Mutex(settings)
         self.pace = Mutex(Store.Pace(target: settings.interval, totalWeight: 0,
                                      budgetPerSecond: perEgress * Double(max(1, egresses.count))))
-        self.queue = JobQueue(store: store, nodeID: nodeID, logger: logger)
+        self.queue = JobQueue(store: store, nodeID: nodeID, quiet: quiet, logger: logger)
         self.logger = logger
         self.onRecorded = onRecorded
     }
@@ -140,31 +139,29 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
-    /// Most answers change nothing but the account's row (an idle account is still offline); one
-    /// statement a second writes them all instead of a transaction each. An answer lost to a
-    /// crash before its write only means the account's lease runs out and it is checked again.
+    /// Most answers change nothing but the account's row (an idle account is still offline): the
+    /// job queue's next claim writes them in its own statement, every `JobQueue.claimEvery` while
+    /// accounts fall due. Answers no claim took that long (the queue holds enough accounts, or
+    /// only lives are due) are written here on their own.
     private func writeQuietAnswers() async {
         // One watch for the whole loop: a watch per wait costs a task group and two tasks each time.
         try? await cancelWhenGracefulShutdown {
             while true {
-                try await LoopSleep.sleep(for: Self.quietFlushInterval)
-                await self.flushQuietAnswers()
+                try await LoopSleep.sleep(for: JobQueue.claimEvery)
+                await self.flushQuietAnswers(olderThan: JobQueue.claimEvery)
             }
         }
         // What came in since the last write, and a batch whose write the shutdown interrupted.
-        await flushQuietAnswers()
+        await flushQuietAnswers(olderThan: .zero)
     }
 
-    private func flushQuietAnswers() async {
-        let batch = quiet.withLock { answers in
-            defer { answers.removeAll(keepingCapacity: true) }
-            return answers
-        }
+    private func flushQuietAnswers(olderThan age: Duration) async {
+        let batch = quiet.take(olderThan: age)
         guard !batch.isEmpty else { return }
         do {
-            try await store.recordQuiet(batch, node: nodeID, pace: pace.withLock { $0 })
+            _ = try await store.recordAndClaim(batch, pace: pace.withLock { $0 }, node: nodeID, limit: 0, lease: .zero)
         } catch where Task.isCancelled {
-            quiet.withLock { $0.insert(contentsOf: batch, at: 0) }
+            quiet.putBack(batch)
         } catch {
             logger.warning("could not record checks; their accounts are checked again when their leases end",
                            metadata: ["accounts": "\(batch.count)", "error": "\(error)"])
@@ -199,7 +196,7 @@ public final class DetectionService: Service, Sendable {
     private func checkLoop(_ egress: Egress, _ pacer: EgressPacer, _ checks: CheckCounters) async throws {
         while !Task.isCancelled {
             let (batch, lease, recheck) = settings.withLock { ($0.aliveBatch, $0.lease, $0.aliveRecheck) }
-            let job = try await queue.next(aliveBatch: batch, lease: lease, aliveRecheck: recheck)
+            let job = try await queue.next(aliveBatch: batch, lease: lease, aliveRecheck: recheck, pace: pace.withLock { $0 })
             do { try await pacer.acquire() } catch {
                 await queue.giveBack(job)
                 throw error
@@ -215,7 +212,7 @@ public final class DetectionService: Service, Sendable {
                 let observation = await observe(lookup, egress: egress, pacer: pacer)
                 try Task.checkCancellation()
                 if let answer = quietAnswer(observation, account) {
-                    quiet.withLock { $0.append(answer) }
+                    quiet.append(answer)
                 } else {
                     await record(observation, accountID: account.id, username: account.username, fromLookup: true,
                                  reportedStart: lookup.startedAt)

@@ -6,15 +6,21 @@ import TTTStore
 
 /// Hands the egress workers their next request: a batched check_alive when open lives are due,
 /// else the next claimed account. Claims a few seconds' worth of accounts at a time, so leases stay
-/// short and other nodes can take the rest.
+/// short and other nodes can take the rest; each claim writes the quiet answers of the accounts
+/// checked since the last one.
 actor JobQueue {
     enum Job: Sendable {
         case lookUp(Store.ClaimedAccount)
         case checkAlive([Store.ClaimedLive])
     }
 
+    /// While accounts fall due one by one, how often they are claimed (those due within this time
+    /// at once): one statement carries the answers written and the accounts taken.
+    static let claimEvery = Duration.seconds(2)
+
     private let store: Store
     private let nodeID: String
+    private let quiet: QuietAnswers
     private let logger: Logger
     private var buffered: [Store.ClaimedAccount] = []
     private var claimSize = 1
@@ -36,9 +42,10 @@ actor JobQueue {
     /// turn the claims off after it.
     private(set) var livesOpenedHere = 0
 
-    init(store: Store, nodeID: String, logger: Logger) {
+    init(store: Store, nodeID: String, quiet: QuietAnswers, logger: Logger) {
         self.store = store
         self.nodeID = nodeID
+        self.quiet = quiet
         self.logger = logger
     }
 
@@ -65,7 +72,8 @@ actor JobQueue {
         if case .lookUp(let account) = job { buffered.insert(account, at: 0) }
     }
 
-    func next(aliveBatch: Int, lease: Duration, aliveRecheck: Duration) async throws -> Job {
+    /// `pace` sets the next check of the accounts whose answers the claim writes.
+    func next(aliveBatch: Int, lease: Duration, aliveRecheck: Duration, pace: Store.Pace) async throws -> Job {
         while true {
             try Task.checkCancellation()
             // Each claim takes the lives due within half a recheck, so one claim per half recheck
@@ -88,20 +96,30 @@ actor JobQueue {
             }
             if ContinuousClock.now >= idleUntil {
                 claiming = true
+                let answers = quiet.take()
                 let claimed: [Store.ClaimedAccount]
                 do {
-                    claimed = try await store.claimDueAccounts(node: nodeID, limit: claimSize, lease: lease)
+                    claimed = try await store.recordAndClaim(answers, pace: pace, node: nodeID, limit: claimSize,
+                                                             lease: lease, ahead: Self.claimEvery)
                 } catch {
-                    logger.debug("cannot claim accounts", metadata: ["error": "\(error)"])
+                    if Task.isCancelled {
+                        quiet.putBack(answers)
+                    } else if !answers.isEmpty {
+                        logger.warning("could not record checks; their accounts are checked again when their leases end",
+                                       metadata: ["accounts": "\(answers.count)", "error": "\(error)"])
+                    } else {
+                        logger.debug("cannot claim accounts", metadata: ["error": "\(error)"])
+                    }
                     claimed = []
                 }
                 claiming = false
                 buffered.append(contentsOf: claimed)
                 // A full claim leaves more accounts due: claim again when these are handed out.
-                // Otherwise everything due is taken; the next claim, a second from now, takes what
-                // fell due meanwhile — one round trip a second instead of one for each account that
-                // falls due (accounts spread over their intervals fall due one by one).
-                if claimed.count < claimSize { idleUntil = .now + .seconds(1) }
+                // Otherwise everything due (or due before the next claim) is taken; the next claim,
+                // `claimEvery` from now, takes what fell due meanwhile — one round trip each time
+                // instead of one for each account that falls due (accounts spread over their
+                // intervals fall due one by one).
+                if claimed.count < claimSize { idleUntil = .now + Self.claimEvery }
                 if !claimed.isEmpty {
                     // This worker takes one; as many others as there are accounts left.
                     wake(claimed.count - 1)

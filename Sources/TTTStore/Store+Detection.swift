@@ -119,32 +119,6 @@ extension Store {
 
     // MARK: Claims
 
-    /// Leases up to `limit` accounts whose check is due, most overdue first. SKIP LOCKED and the
-    /// lease keep two nodes from checking one account in the same round.
-    public func claimDueAccounts(node: String, limit: Int, lease: Duration) async throws(StoreError) -> [ClaimedAccount] {
-        let seconds = lease.asSeconds
-        return try await run("accounts.claim") { client in
-            let rows = try await client.query("""
-                WITH due AS (
-                    SELECT id FROM accounts
-                    WHERE next_check_at <= now() AND (lease_expires_at IS NULL OR lease_expires_at < now())
-                    ORDER BY next_check_at
-                    LIMIT \(limit)
-                    FOR UPDATE SKIP LOCKED
-                )
-                UPDATE accounts a SET lease_owner = \(node), lease_expires_at = now() + make_interval(secs => \(seconds))
-                FROM due WHERE a.id = due.id
-                RETURNING a.id, a.username, a.next_check_at, a.live, a.offline_streak, a.not_found_streak
-                """)
-            var claimed = [(ClaimedAccount, Date)]()
-            for try await (id, name, due, live, offline, notFound) in rows.decode((Int64, String, Date, Bool, Int, Int).self) {
-                claimed.append((ClaimedAccount(id: id, username: Username(trusted: name), live: live,
-                                               offlineStreak: offline, notFoundStreak: notFound), due))
-            }
-            return claimed.sorted { $0.1 < $1.1 }.map(\.0)
-        }
-    }
-
     /// Leases open lives whose batched check_alive is due, or will be within `ahead`: taking lives a
     /// little early fills each request (up to 50 rooms) instead of spending one on each live.
     public func claimLivesForAliveCheck(node: String, limit: Int, lease: Duration, ahead: Duration) async throws(StoreError) -> [ClaimedLive] {
@@ -186,36 +160,64 @@ extension Store {
 
     // MARK: Observations
 
-    /// Writes quiet lookup answers in one statement: each account's state, its weight from its
-    /// history, its next check (the pace, with ±10 % jitter) and its lease released. An account
-    /// that went live meanwhile is left alone (its live answer was recorded in full).
-    public func recordQuiet(_ answers: [QuietAnswer], node: String, pace: Pace) async throws(StoreError) {
-        guard !answers.isEmpty else { return }
+    /// Writes quiet lookup answers and leases the accounts due next, in one statement: a node
+    /// checking its accounts one after the other writes the answers it has and takes the next ones
+    /// in a single round trip.
+    ///
+    /// The answers: each account's state, its weight from its history, its next check (the pace,
+    /// with ±10 % jitter) and its lease released; an account that went live meanwhile is left alone
+    /// (its live answer was recorded in full). The claim: up to `limit` accounts due now or within
+    /// `ahead`, most overdue first; SKIP LOCKED and the lease keep two nodes from checking one
+    /// account in the same round. The accounts answered here are not among them.
+    public func recordAndClaim(_ answers: [QuietAnswer], pace: Pace, node: String, limit: Int, lease: Duration,
+                               ahead: Duration = .zero) async throws(StoreError) -> [ClaimedAccount] {
         let ids = answers.map(\.accountID)
         let notFound = answers.map { Int32($0.notFoundStreak) }
         let states = answers.map(\.checkState.rawValue)
         let details = answers.map { $0.detail ?? "" }
         let target = pace.target.asSeconds
-        try await run("detection.record_quiet") { client in
-            _ = try await client.query("""
-                UPDATE accounts a SET
-                    offline_streak = 0, not_found_streak = q.not_found, live = false,
-                    check_state = q.state, check_detail = nullif(q.detail, ''), last_checked_at = now(),
-                    weight = h.weight,
-                    next_check_at = now() + make_interval(secs =>
-                        CASE WHEN \(pace.budgetPerSecond) > 0
-                             THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(h.weight, 0.01)))
-                             ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random())),
-                    lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
-                    lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
-                FROM unnest(\(ids)::int8[], \(notFound)::int4[], \(states)::text[], \(details)::text[])
-                         AS q(id, not_found, state, detail)
-                     CROSS JOIN LATERAL (
-                         SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
-                                     + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
-                         FROM lives x WHERE x.account_id = q.id) h
-                WHERE a.id = q.id AND NOT a.live
+        let leaseSeconds = lease.asSeconds
+        let early = ahead.asSeconds
+        return try await run("detection.record_and_claim") { client in
+            let rows = try await client.query("""
+                WITH recorded AS (
+                    UPDATE accounts a SET
+                        offline_streak = 0, not_found_streak = q.not_found, live = false,
+                        check_state = q.state, check_detail = nullif(q.detail, ''), last_checked_at = now(),
+                        weight = h.weight,
+                        next_check_at = now() + make_interval(secs =>
+                            CASE WHEN \(pace.budgetPerSecond) > 0
+                                 THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(h.weight, 0.01)))
+                                 ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random())),
+                        lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
+                        lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
+                    FROM unnest(\(ids)::int8[], \(notFound)::int4[], \(states)::text[], \(details)::text[])
+                             AS q(id, not_found, state, detail)
+                         CROSS JOIN LATERAL (
+                             SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
+                                         + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                             FROM lives x WHERE x.account_id = q.id) h
+                    WHERE a.id = q.id AND NOT a.live
+                ),
+                due AS (
+                    SELECT id FROM accounts
+                    WHERE next_check_at <= now() + make_interval(secs => \(early))
+                      AND (lease_expires_at IS NULL OR lease_expires_at < now())
+                      AND id <> ALL(\(ids)::int8[])
+                    ORDER BY next_check_at
+                    LIMIT \(limit)
+                    FOR UPDATE SKIP LOCKED
+                )
+                UPDATE accounts a SET lease_owner = \(node), lease_expires_at = now() + make_interval(secs => \(leaseSeconds))
+                FROM due WHERE a.id = due.id
+                RETURNING a.id, a.username, a.next_check_at, a.live, a.offline_streak, a.not_found_streak
                 """)
+            var claimed = [(ClaimedAccount, Date)]()
+            for try await (id, name, due, live, offline, notFound) in rows.decode((Int64, String, Date, Bool, Int, Int).self) {
+                claimed.append((ClaimedAccount(id: id, username: Username(trusted: name), live: live,
+                                               offlineStreak: offline, notFoundStreak: notFound), due))
+            }
+            return claimed.sorted { $0.1 < $1.1 }.map(\.0)
         }
     }
 
