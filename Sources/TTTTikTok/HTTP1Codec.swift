@@ -20,11 +20,25 @@ enum RequestEncoder {
         return buffer
     }
 
+    /// No byte up to the space, nor DEL: eight bytes at a time (a target is a few hundred bytes,
+    /// on every request). Bytes from 0x80 (UTF-8) pass, as before.
     private static func isValidTarget(_ target: String) -> Bool {
         var target = target
         return target.withUTF8 { bytes in
             guard !bytes.isEmpty else { return false }
-            for byte in bytes where byte <= 0x20 || byte == 0x7F { return false }
+            let ones: UInt64 = 0x0101_0101_0101_0101
+            let highs: UInt64 = 0x8080_8080_8080_8080
+            let raw = UnsafeRawBufferPointer(bytes)
+            var index = 0
+            while index + 8 <= raw.count {
+                let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+                // Each byte below 0x80 minus 0x21 (or, xor-ed with 0x7F, minus 1) goes negative, setting
+                // its high bit, only when it is below 0x21 (or is 0x7F); bytes from 0x80 are masked out.
+                let del = word ^ (ones &* 0x7F)
+                if ((word &- ones &* 0x21) | (del &- ones)) & ~word & highs != 0 { return false }
+                index += 8
+            }
+            for byte in bytes[index...] where byte <= 0x20 || byte == 0x7F { return false }
             return true
         }
     }
@@ -254,6 +268,10 @@ struct ResponseReader {
         }
     }
 
+    /// The fields of an answer's head that its reader is given (`ResponseCollector.Answer.head`):
+    /// what tttd reads of TikTok's answers. The others are checked and dropped, not copied.
+    static let keptFields: [StaticString] = ["content-type", "retry-after", "location"]
+
     /// A head, and the fields that frame its body, kept aside as read (no look-up by name after).
     private struct ParsedHead {
         var head: HTTPResponseHead
@@ -300,8 +318,7 @@ struct ResponseReader {
                 throw .protocolError("bad header value")
             }
             let name = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])
-            let value = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self)
-            parsed.head.headers.add(name: String(decoding: name, as: UTF8.self), value: value)
+            var value: String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self) }
             if equalsIgnoringCase(name, "content-length") {
                 parsed.contentLength.append(value)
             } else if equalsIgnoringCase(name, "transfer-encoding") {
@@ -310,6 +327,8 @@ struct ResponseReader {
                 parsed.contentEncoding.append(value)
             } else if equalsIgnoringCase(name, "connection") {
                 parsed.connection.append(value)
+            } else if Self.keptFields.contains(where: { equalsIgnoringCase(name, $0) }) {
+                parsed.head.headers.add(name: String(decoding: name, as: UTF8.self), value: value)
             }
         }
         return parsed

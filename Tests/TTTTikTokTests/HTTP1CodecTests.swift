@@ -60,13 +60,14 @@ struct HTTP1CodecTests {
         return false
     }
 
-    @Test("Content-Length: the body, the headers, a reusable connection")
+    @Test("Content-Length: the body, the fields tttd reads, a reusable connection")
     func contentLength() throws {
-        let answer = try #require(try read("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Empty:\r\n\r\n{\"ok\":true}"))
+        let answer = try #require(try read("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Empty:\r\nRetry-After:\r\n\r\n{\"ok\":true}"))
         #expect(answer.head.status == .ok)
         #expect(answer.head.version == .http1_1)
         #expect(answer.head.headers.first(name: "content-type") == "application/json")
-        #expect(answer.head.headers.first(name: "X-Empty") == "")
+        #expect(answer.head.headers.first(name: "Retry-After") == "")
+        #expect(answer.head.headers.first(name: "X-Empty") == nil, "a field tttd does not read is not kept")
         #expect(String(buffer: answer.body) == "{\"ok\":true}")
         #expect(answer.reusable)
     }
@@ -193,6 +194,18 @@ struct HTTP1CodecTests {
         #expect(String(buffer: proxied) == "GET http://www.tiktok.com/a HTTP/1.1\r\nHost: www.tiktok.com\r\nAccept: */*\r\nProxy-Authorization: Basic dTpw\r\n\r\n")
         for bad in ["", "/a b", "/a\r\nX: y", "/a\u{7F}", "/a\tb"] {
             #expect(RequestEncoder.get(bad, fields: headers, allocator: .init()) == nil, "\(bad.debugDescription)")
+        }
+        // Targets are checked eight bytes at a time: a bad byte anywhere in a long one, and every
+        // printable byte (and UTF-8) allowed.
+        let printable = String(decoding: Array(0x21...0x7E), as: UTF8.self) + "/é"
+        #expect(RequestEncoder.get("/" + printable + printable, fields: headers, allocator: .init()) != nil)
+        for offset in 0..<24 {
+            for bad: UInt8 in [0x00, 0x09, 0x0A, 0x1F, 0x20, 0x7F] {
+                var bytes = Array("/api-live/user/room/?uniqueId=abc".utf8)
+                bytes[1 + offset] = bad
+                #expect(RequestEncoder.get(String(decoding: bytes, as: UTF8.self), fields: headers, allocator: .init()) == nil,
+                        "byte \(bad) at \(1 + offset)")
+            }
         }
     }
 }
