@@ -12,7 +12,7 @@ public enum LoopSleep {
         guard delay > .zero else { return try Task.checkCancellation() }
         let wait = Wait()
         try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
                 let loop = MultiThreadedEventLoopGroup.singleton.any()
                 // The wait is the timer's handler: no closure, promise or future per sleep.
                 guard let timer = try? loop.scheduleCallback(in: TimeAmount(delay), handler: wait) else {
@@ -30,17 +30,19 @@ public enum LoopSleep {
         try await sleep(until: .now + duration)
     }
 
-    /// Whoever comes first — the timer or the cancellation — resumes the sleeper, once.
+    /// Whoever comes first — the timer or the cancellation — resumes the sleeper, once: `ended`,
+    /// under the lock, is what makes it once, so the continuation need not be a checked one (a
+    /// checked continuation allocates and frees an object on every sleep: one per check).
     private final class Wait: NIOScheduledCallbackHandler, Sendable {
         private struct State {
-            var continuation: CheckedContinuation<Void, any Error>?
+            var continuation: UnsafeContinuation<Void, any Error>?
             var timer: NIOScheduledCallback?
             var ended: (any Error)??
         }
         private let state = Mutex(State())
 
         /// False when the sleep already ended (cancelled before it began): the caller is resumed here.
-        func begin(_ continuation: CheckedContinuation<Void, any Error>, _ timer: NIOScheduledCallback) -> Bool {
+        func begin(_ continuation: UnsafeContinuation<Void, any Error>, _ timer: NIOScheduledCallback) -> Bool {
             let ended: (any Error)?? = state.withLock { state in
                 if let ended = state.ended { return .some(ended) }
                 state.continuation = continuation
@@ -57,7 +59,7 @@ public enum LoopSleep {
         }
 
         func end(_ error: (any Error)?) {
-            let (continuation, timer) = state.withLock { state -> (CheckedContinuation<Void, any Error>?, NIOScheduledCallback?) in
+            let (continuation, timer) = state.withLock { state -> (UnsafeContinuation<Void, any Error>?, NIOScheduledCallback?) in
                 guard state.ended == nil else { return (nil, nil) }
                 state.ended = .some(error)
                 defer { state.continuation = nil; state.timer = nil }

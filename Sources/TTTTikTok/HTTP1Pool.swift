@@ -124,7 +124,7 @@ final class HTTP1Pool: @unchecked Sendable {
     private func exchange(_ request: ByteBuffer, on connection: Connection, origin: Origin, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
         let loop = connection.channel.eventLoop
         let answer = try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<ResponseCollector.Answer, any Error>) in
+            try await withUnsafeThrowingContinuation { (waiter: UnsafeContinuation<ResponseCollector.Answer, any Error>) in
                 // After the handler is in place: either this sees the cancellation or the handler sees the exchange.
                 guard !Task.isCancelled else { return waiter.resume(throwing: HTTPFailure.cancelled) }
                 connection.collector.send(request, timeout: timeout, on: loop, waiter: waiter)

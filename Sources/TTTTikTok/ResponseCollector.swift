@@ -59,8 +59,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     private let maxBodyBytes: Int
     private var context: ChannelHandlerContext?
     /// The exchange in flight: a continuation rather than a promise, which would cost a future,
-    /// its callbacks and their generic metadata on every check.
-    private var pending: CheckedContinuation<Answer, any Error>?
+    /// its callbacks and their generic metadata on every check; an unsafe one, as `finish()` clears
+    /// it before it is resumed, on this loop only, so it is resumed once.
+    private var pending: UnsafeContinuation<Answer, any Error>?
     /// The answer of the exchange in flight, as far as it came.
     private var reader: ResponseReader?
     /// When the exchange in flight times out.
@@ -91,7 +92,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     /// Sends `request` (a whole request, `RequestEncoder`'s) on the connection's `loop` and resumes
     /// `waiter` with its answer, or with a failure within `timeout`.
     func send(_ request: ByteBuffer, timeout: TimeAmount, on loop: any EventLoop,
-              waiter: CheckedContinuation<Answer, any Error>) {
+              waiter: UnsafeContinuation<Answer, any Error>) {
         if loop.inEventLoop {
             start(request, timeout: timeout, waiter: waiter)
         } else {
@@ -108,7 +109,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func start(_ request: ByteBuffer, timeout: TimeAmount, waiter: CheckedContinuation<Answer, any Error>) {
+    private func start(_ request: ByteBuffer, timeout: TimeAmount, waiter: UnsafeContinuation<Answer, any Error>) {
         guard let context, context.channel.isActive, pending == nil else {
             waiter.resume(throwing: brokenBy ?? HTTPFailure.closedBeforeAnswer)
             return
