@@ -91,6 +91,27 @@ struct JSONScannerTests {
             let scanned = try JSONScanner.scan(Data(text.utf8)) { try $0.string() }
             #expect(scanned.map { Array($0.unicodeScalars) } == Array(expected.unicodeScalars), "\(text)")
         }
+        // Strings are stepped over eight bytes at a time: an escape, a quote or a control byte at
+        // every offset of a long string, among UTF-8 and every other printable byte.
+        let filler = String(decoding: Array(0x20...0x7E).filter { $0 != 0x22 && $0 != 0x5C }, as: UTF8.self) + "é😀"
+        for offset in 0..<20 {
+            let head = String(filler.prefix(offset)), tail = String(filler.dropFirst(offset))
+            for special in [#"\""#, #"\\"#, #"\n"#, #"\u00e9"#] {
+                let data = Data(("\"" + head + special + tail + "\"").utf8)
+                let scanned = try JSONScanner.scan(data) { try $0.string() }
+                let foundation = try #require(JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? String)
+                #expect(scanned.map { Array($0.unicodeScalars) } == Array(foundation.unicodeScalars), "\(special) at \(offset)")
+            }
+            #expect(try JSONScanner.scan(Data(("\"" + head + "\"").utf8)) { try $0.string() } == head)
+            for control in ["\u{00}", "\u{09}", "\u{0A}", "\u{1F}"] {
+                #expect(throws: JSONScanner.Malformed.self, "control \(control.debugDescription) at \(offset)") {
+                    try JSONScanner.scan(Data(("\"" + head + control + tail + "\"").utf8)) { try $0.string() }
+                }
+            }
+            #expect(throws: JSONScanner.Malformed.self, "unterminated at \(offset)") {
+                try JSONScanner.scan(Data(("\"" + head).utf8)) { try $0.string() }
+            }
+        }
         #expect(try JSONScanner.scan(Data("null".utf8)) { try $0.string() } == nil)
         for text in ["5", "true", "[]", "{}", "nul"] {
             #expect(throws: JSONScanner.Malformed.self, "\(text)") { try JSONScanner.scan(Data(text.utf8)) { try $0.string() } }
