@@ -168,6 +168,12 @@ let package = Package(
             "TTTSim",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
+        // bench/detection's client floor on SwiftNIO (floor.c's, on an event loop).
+        .executableTarget(name: "niofloor", dependencies: [
+            "TTTDomain", "TTTEventLoop",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], path: "bench/detection/niofloor", swiftSettings: strict),
         .executableTarget(name: "tttctl", dependencies: [
             "TTTControl", "TTTDomain",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
