@@ -198,10 +198,6 @@ struct JSONScanner {
         let start = position
         var escaped = false
         while true {
-            // Eight plain bytes at a time: most of an answer's bytes are in its strings.
-            while position + 8 <= bytes.count, !Self.holdsQuoteBackslashOrControl(bytes.loadUnaligned(fromByteOffset: position, as: UInt64.self)) {
-                position += 8
-            }
             let byte = try next()
             switch byte {
             case UInt8(ascii: "\""): return (start..<position - 1, escaped)
@@ -219,17 +215,6 @@ struct JSONScanner {
             default: break
             }
         }
-    }
-
-    /// Whether any of the eight bytes is a quote, a backslash or below 0x20. For each test, a byte
-    /// below 0x80 that is zero (after the xor) or below 0x20 goes negative and sets its high bit;
-    /// a borrow only ever comes from such a byte, and bytes from 0x80 (UTF-8) are masked out.
-    private static func holdsQuoteBackslashOrControl(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let quote = word ^ (ones &* 0x22)
-        let backslash = word ^ (ones &* 0x5C)
-        let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
-        return found & (ones &* 0x80) != 0
     }
 
     private mutating func skipNumber() throws {
