@@ -159,7 +159,7 @@ public final class DetectionService: Service, Sendable {
         let batch = quiet.take(olderThan: age)
         guard !batch.isEmpty else { return }
         do {
-            _ = try await store.recordAndClaim(batch, pace: pace.withLock { $0 }, node: nodeID, limit: 0, lease: .zero)
+            try await store.recordQuiet(batch, pace: pace.withLock { $0 }, node: nodeID)
         } catch where Task.isCancelled {
             quiet.putBack(batch)
         } catch {

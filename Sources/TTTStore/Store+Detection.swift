@@ -158,8 +158,6 @@ extension Store {
         }
     }
 
-    // MARK: Observations
-
     /// Writes quiet lookup answers and leases the accounts due next, in one statement: a node
     /// checking its accounts one after the other writes the answers it has and takes the next ones
     /// in a single round trip.
@@ -220,6 +218,14 @@ extension Store {
             return claimed.sorted { $0.1 < $1.1 }.map(\.0)
         }
     }
+
+    /// Writes quiet lookup answers alone, when no claim came to carry them (see `recordAndClaim`).
+    public func recordQuiet(_ answers: [QuietAnswer], pace: Pace, node: String) async throws(StoreError) {
+        guard !answers.isEmpty else { return }
+        _ = try await recordAndClaim(answers, pace: pace, node: node, limit: 0, lease: .zero)
+    }
+
+    // MARK: Observations
 
     /// check_alive said these rooms are still live: release their leases, set their next check, and
     /// reset their accounts' offline streaks, all in one statement. Lives that ended meanwhile are left.

@@ -15,6 +15,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import NIOCore
 import NIOPosix
 import TTTDomain
@@ -137,16 +138,8 @@ getrusage(RUSAGE_SELF.rawValue, &after)
 func cpuSeconds(_ usage: rusage) -> Double {
     Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
 }
-func fixed(_ value: Double, _ digits: Int) -> String {
-    let scale = (0..<digits).reduce(1.0) { value, _ in value * 10 }
-    let rounded = (value * scale).rounded() / scale
-    var text = "\(rounded)"
-    let decimals = text.split(separator: ".").last.map(\.count) ?? 0
-    if decimals < digits { text += String(repeating: "0", count: digits - decimals) }
-    return text
-}
 let count = Double(max(sent, 1))
 print("| mode | rate | requests | answers | CPU per request | voluntary / involuntary switches per request |")
 print("|---|---:|---:|---:|---:|---:|")
-print("| \(mode) | \(fixed(rate, 2)) req/s | \(sent) | \(answers) | \(fixed(1000 * (cpuSeconds(after) - cpuSeconds(before)) / count, 3)) ms | "
-    + "\(fixed(Double(after.ru_nvcsw - before.ru_nvcsw) / count, 2)) / \(fixed(Double(after.ru_nivcsw - before.ru_nivcsw) / count, 2)) |")
+print("| \(mode) | \(String(format: "%.2f", rate)) req/s | \(sent) | \(answers) | \(String(format: "%.3f", 1000 * (cpuSeconds(after) - cpuSeconds(before)) / count)) ms | "
+    + String(format: "%.2f / %.2f |", Double(after.ru_nvcsw - before.ru_nvcsw) / count, Double(after.ru_nivcsw - before.ru_nivcsw) / count))
