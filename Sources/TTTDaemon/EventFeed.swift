@@ -7,10 +7,11 @@ import TTTEventLoop
 import TTTStore
 
 /// Fans the events table out to `tttctl follow` clients. Woken by NOTIFY (sent in the transaction
-/// that wrote the event) and, as a fallback while LISTEN reconnects, every two seconds. Followers
-/// read from the table, in id order: an event committed between subscribing and the first wake-up
-/// is still delivered. Each notification is also announced to the loops waiting for the work it
-/// brings (`WorkAnnouncer`).
+/// that wrote the event); every two seconds while LISTEN reconnects, a read failed or a gap waits
+/// for its transaction, and every `listeningPoll` otherwise (a LISTEN connection that died without
+/// a word). Followers read from the table, in id order: an event committed between subscribing and
+/// the first wake-up is still delivered. Each notification is also announced to the loops waiting
+/// for the work it brings (`WorkAnnouncer`).
 actor EventFeed {
     /// The event types followers see (internal ones, like account_added, stay in the table).
     static let followedTypes = ["live_started", "live_ended", "transcript", "analysis", "alert", "pipeline_state"]
@@ -18,6 +19,9 @@ actor EventFeed {
     static let followerBuffer = 1000
     /// How long a gap in event ids may be an uncommitted transaction before it is skipped.
     static let gapPatience = Duration.seconds(10)
+    /// How often followers' events are read while LISTEN is up and nothing is pending: NOTIFY wakes
+    /// the feed, so this read only guards against a connection that died silently.
+    static let listeningPoll = Duration.seconds(10)
 
     private let store: Store
     private let logger: Logger
@@ -28,6 +32,10 @@ actor EventFeed {
     private var subscribers: [Int: Subscription] = [:]
     private var nextID = 0
     private var gapSince: ContinuousClock.Instant?
+    private var listening = false
+    /// The last read failed: the events it would have handed out wait for the next one.
+    private var readFailed = false
+    private var lastRead = ContinuousClock.now
     /// `deliver` suspends on the database; a wake-up meanwhile (NOTIFY, the fallback tick) must not
     /// read from the same cursor and hand the same events out twice. It is noted and served after.
     private var delivering = false
@@ -81,6 +89,7 @@ actor EventFeed {
                 while !Task.isShuttingDownGracefully {
                     do {
                         try await self.store.listen("tttd_events") { notifications in
+                            await self.setListening(true)
                             // Events committed while no one listened were not announced.
                             self.announce(nil)
                             await self.deliver()
@@ -92,6 +101,7 @@ actor EventFeed {
                     } catch {
                         self.logger.debug("event LISTEN ended; reconnecting", metadata: ["error": "\(error)"])
                     }
+                    await self.setListening(false)
                     guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: .seconds(1)) })) != nil else { return }
                 }
             }
@@ -100,12 +110,21 @@ actor EventFeed {
                 try? await cancelWhenGracefulShutdown {
                     while true {
                         try await LoopSleep.sleep(for: .seconds(2))
-                        await self.deliver()
+                        await self.deliverUnlessNotified()
                     }
                 }
             }
         }
         for subscription in await subscribers.values { subscription.continuation.finish() }
+    }
+
+    private func setListening(_ up: Bool) { listening = up }
+
+    /// The periodic read: at once while NOTIFY cannot be trusted to wake the feed, else now and then.
+    private func deliverUnlessNotified() async {
+        if !listening || readFailed || gapSince != nil || ContinuousClock.now - lastRead >= Self.listeningPoll {
+            await deliver()
+        }
     }
 
     /// Reads the events past the cursor and hands them to the followers they concern, one reader
@@ -133,7 +152,14 @@ actor EventFeed {
             return .caughtUp
         }
         let events: [Store.EventRecord]
-        do { events = try await store.events(after: cursor, types: nil, limit: 500) } catch { return .caughtUp }
+        lastRead = .now
+        do {
+            events = try await store.events(after: cursor, types: nil, limit: 500)
+            readFailed = false
+        } catch {
+            readFailed = true
+            return .caughtUp
+        }
         for event in events {
             // Ids are handed out at insert but become visible at commit: a hole may be a transaction
             // still running. Wait for it a while before passing it (a rollback leaves holes for good).

@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 
-/// tttd's event feed is woken both by NOTIFY and by a fallback tick every two seconds; the two must
-/// never read from the same cursor and hand a follower an event twice.
+/// tttd's event feed is woken both by NOTIFY and by a periodic read (every two seconds while it has
+/// reason to doubt NOTIFY, every ten otherwise); the two must never read from the same cursor and
+/// hand a follower an event twice, and an event no NOTIFY announced must still arrive.
 @Suite("follow: each event once")
 struct FollowOnceTests {
     static let events = 1500
@@ -41,6 +42,27 @@ struct FollowOnceTests {
         let repeated = Dictionary(grouping: seqs, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
         #expect(repeated.isEmpty, "delivered more than once: \(repeated.prefix(20)) (\(repeated.count) events)")
         #expect(seqs == Array(1...Self.events), "the follower got \(seqs.count) events for \(Self.events)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    @Test("an event committed without a NOTIFY still reaches a follower, by the periodic read")
+    func unannouncedEvent() async throws {
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: "transcription:\n  enabled: false\n")
+        try await daemon.start()
+        let follower = try RawClient(path: daemon.socketPath)
+        let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
+        #expect(expectResult(try await follower.call(follow), id: 1) != nil)
+
+        _ = try await database.psql("""
+            INSERT INTO events (type, username, payload)
+            VALUES ('transcript', 'quiet', jsonb_build_object('type', 'transcript', 'username', 'quiet', 'seq', 7));
+            """)
+        // Within the read's period (10 s), with room for a loaded machine.
+        let line = await follower.readLine(timeout: 40).text
+        let object = try line.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let params = object?["params"] as? [String: Any]
+        #expect(params?["username"] as? String == "quiet" && params?["seq"] as? Int == 7, "got \(line ?? "nothing")")
         #expect(try await daemon.stop() == 0)
     }
 }
