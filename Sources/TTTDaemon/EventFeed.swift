@@ -110,7 +110,7 @@ actor EventFeed {
                 try? await cancelWhenGracefulShutdown {
                     while true {
                         try await LoopSleep.sleep(for: .seconds(2))
-                        await self.deliverUnlessNotified()
+                        await self.periodicRead()
                     }
                 }
             }
@@ -121,7 +121,7 @@ actor EventFeed {
     private func setListening(_ up: Bool) { listening = up }
 
     /// The periodic read: at once while NOTIFY cannot be trusted to wake the feed, else now and then.
-    private func deliverUnlessNotified() async {
+    private func periodicRead() async {
         if !listening || readFailed || gapSince != nil || ContinuousClock.now - lastRead >= Self.listeningPoll {
             await deliver()
         }

@@ -10,12 +10,7 @@ struct FollowOnceTests {
 
     @Test("events committed one by one for seconds, each with a NOTIFY: a follower gets each once, in order")
     func eachEventOnce() async throws {
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: "transcription:\n  enabled: false\n")
-        try await daemon.start()
-        let follower = try RawClient(path: daemon.socketPath)
-        let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
-        #expect(expectResult(try await follower.call(follow), id: 1) != nil)
+        let (database, daemon, follower) = try await Self.followAll()
 
         // One transaction per event, a few milliseconds apart: several fallback ticks fall while
         // NOTIFY wake-ups are being served. The last event (seq 0) closes the run.
@@ -47,12 +42,7 @@ struct FollowOnceTests {
 
     @Test("an event committed without a NOTIFY still reaches a follower, by the periodic read")
     func unannouncedEvent() async throws {
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: "transcription:\n  enabled: false\n")
-        try await daemon.start()
-        let follower = try RawClient(path: daemon.socketPath)
-        let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
-        #expect(expectResult(try await follower.call(follow), id: 1) != nil)
+        let (database, daemon, follower) = try await Self.followAll()
 
         _ = try await database.psql("""
             INSERT INTO events (type, username, payload)
@@ -64,5 +54,16 @@ struct FollowOnceTests {
         let params = object?["params"] as? [String: Any]
         #expect(params?["username"] as? String == "quiet" && params?["seq"] as? Int == 7, "got \(line ?? "nothing")")
         #expect(try await daemon.stop() == 0)
+    }
+
+    /// tttd without transcription, and a client that follows every account.
+    static func followAll() async throws -> (TestDatabase, DaemonProcess, RawClient) {
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: "transcription:\n  enabled: false\n")
+        try await daemon.start()
+        let follower = try RawClient(path: daemon.socketPath)
+        let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
+        #expect(expectResult(try await follower.call(follow), id: 1) != nil)
+        return (database, daemon, follower)
     }
 }
