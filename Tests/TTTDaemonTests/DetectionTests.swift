@@ -176,13 +176,15 @@ struct DetectionTests {
         let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "nobody_here", "sim0"]).status == 0)
-        // No event marks "not found" (it is a state): poll the account list, with a deadline.
-        let deadline = Date().addingTimeInterval(60)
+        // No event marks "not found" (it is a state): poll the account list, with a deadline. The
+        // last look comes after the deadline, so a test held up by a loaded machine still reads
+        // the state tttd reached rather than one from before the wait.
+        let deadline = Date().addingTimeInterval(120)
         var state: String?
-        while Date() < deadline {
+        while true {
             let list = try await daemon.ctl(["accounts", "list", "--json"])
             state = (try list.json() as? [[String: Any]])?.first { $0["username"] as? String == "nobody_here" }?["check_state"] as? String
-            if state == "not_found" { break }
+            if state == "not_found" || Date() >= deadline { break }
             try await Task.sleep(for: .milliseconds(300))
         }
         #expect(state == "not_found")
