@@ -181,7 +181,11 @@ let package = Package(
 
         .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
-        .testTarget(name: "TTTStoreTests", dependencies: ["TTTStore"]),
+        .testTarget(name: "TTTStoreTests", dependencies: [
+            "TTTStore", "TTTConfig", "TTTDomain",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "TTTControlTests", dependencies: [
             "TTTControl",
             .product(name: "NIOCore", package: "swift-nio"),

@@ -163,10 +163,15 @@ extension Store {
     /// in a single round trip.
     ///
     /// The answers: each account's state, its weight from its history, its next check (the pace,
-    /// with ±10 % jitter) and its lease released; an account that went live meanwhile is left alone
-    /// (its live answer was recorded in full). The claim: up to `limit` accounts due now or within
-    /// `ahead`, most overdue first; SKIP LOCKED and the lease keep two nodes from checking one
-    /// account in the same round. The accounts answered here are not among them.
+    /// with ±10 % jitter) and its lease released. An answer is written only while this node still
+    /// holds the account's lease, run out or not: once another node has taken the account (or this
+    /// node took it again and wrote one answer already), the answer comes from a row that may have
+    /// changed since, and writing it could undo a newer answer (count a "not found" streak down).
+    /// An account that went live meanwhile is left alone too (its live answer was recorded in full).
+    ///
+    /// The claim: up to `limit` accounts due now or within `ahead`, most overdue first; SKIP LOCKED
+    /// and the lease keep two nodes from checking one account in the same round. The accounts
+    /// answered here are not among them.
     public func recordAndClaim(_ answers: [QuietAnswer], pace: Pace, node: String, limit: Int, lease: Duration,
                                ahead: Duration = .zero) async throws(StoreError) -> [ClaimedAccount] {
         let ids = answers.map(\.accountID)
@@ -187,15 +192,14 @@ extension Store {
                             CASE WHEN \(pace.budgetPerSecond) > 0
                                  THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(h.weight, 0.01)))
                                  ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random())),
-                        lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
-                        lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
+                        lease_owner = NULL, lease_expires_at = NULL
                     FROM unnest(\(ids)::int8[], \(notFound)::int4[], \(states)::text[], \(details)::text[])
                              AS q(id, not_found, state, detail)
                          CROSS JOIN LATERAL (
                              SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
                                          + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
                              FROM lives x WHERE x.account_id = q.id) h
-                    WHERE a.id = q.id AND NOT a.live
+                    WHERE a.id = q.id AND NOT a.live AND a.lease_owner = \(node)
                 ),
                 due AS (
                     SELECT id FROM accounts
