@@ -90,7 +90,7 @@ struct ResponseReader {
     private var input: ByteBuffer?
     private var body: ByteBuffer?
     private var trailerBytes = 0
-    private(set) var head: HTTPResponseHead?
+    private(set) var head: AnswerHead?
     private var contentEncoding: [String] = []
     private var reusable = true
 
@@ -134,7 +134,7 @@ struct ResponseReader {
             }
             let parsed = try Self.parseHead(view[view.startIndex..<(view.startIndex + end + 2)])
             input!.moveReaderIndex(forwardBy: end + 4)
-            let code = parsed.head.status.code
+            let code = parsed.head.code
             if code >= 100 && code < 200 {
                 // 101 would switch protocols, which tttd never asks for; 100 and 103 precede the answer.
                 if code == 101 { throw .protocolError("unexpected 101 Switching Protocols") }
@@ -142,10 +142,9 @@ struct ResponseReader {
                 return .progress
             }
             head = parsed.head
-            let connection = Self.tokens(parsed.connection)
             // HTTP/1.1 keeps the connection unless told to close it; HTTP/1.0 only when asked to keep it.
-            reusable = parsed.head.version.minor == 1 ? !connection.contains("close") : connection.contains("keep-alive")
-            contentEncoding = Self.tokens(parsed.contentEncoding)
+            reusable = parsed.head.version.minor == 1 ? !parsed.close : parsed.keepAlive
+            contentEncoding = parsed.contentEncoding
             state = try framing(parsed)
             return .progress
         case .fixed(let remaining):
@@ -187,24 +186,24 @@ struct ResponseReader {
 
     /// How the body is delimited (RFC 9112, 6.3).
     private mutating func framing(_ parsed: ParsedHead) throws(HTTPFailure) -> State {
-        if parsed.head.status.code == 204 || parsed.head.status.code == 304 { return .done }
-        let codings = Self.tokens(parsed.transferEncoding)
-        if !codings.isEmpty {
+        if parsed.head.code == 204 || parsed.head.code == 304 { return .done }
+        if parsed.transferCodings > 0 {
             // A Content-Length beside it is ignored, and the connection cannot be trusted after.
-            if !parsed.contentLength.isEmpty { reusable = false }
-            if codings.last == "chunked" { return .chunkSize }
+            if parsed.contentLengthField { reusable = false }
+            if parsed.lastCodingChunked { return .chunkSize }
             reusable = false
             return .untilClose
         }
-        let lengths = Self.tokens(parsed.contentLength)
-        if let first = lengths.first {
-            guard lengths.allSatisfy({ $0 == first }), first.utf8.count <= 18, first.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-                  let length = Int(first) else { throw .protocolError("bad Content-Length") }
+        switch parsed.contentLength {
+        case .length(let length):
             if length > maxBodyBytes { throw .tooLarge }
             return length == 0 ? .done : .fixed(remaining: length)
+        case .bad:
+            throw .protocolError("bad Content-Length")
+        case .absent:
+            reusable = false
+            return .untilClose
         }
-        reusable = false
-        return .untilClose
     }
 
     /// Moves up to `remaining` bytes of the body out of the input; returns how many are still to
@@ -268,17 +267,36 @@ struct ResponseReader {
         }
     }
 
-    /// The fields of an answer's head that its reader is given (`ResponseCollector.Answer.head`):
-    /// what tttd reads of TikTok's answers. The others are checked and dropped, not copied.
-    static let keptFields: [StaticString] = ["content-type", "retry-after", "location"]
-
-    /// A head, and the fields that frame its body, kept aside as read (no look-up by name after).
+    /// A head, and what the fields that frame its body say, read from the bytes as they come (no
+    /// look-up by name after, and no string made for a field that is only compared).
     private struct ParsedHead {
-        var head: HTTPResponseHead
-        var contentLength: [String] = []
-        var transferEncoding: [String] = []
+        enum ContentLength { case absent, length(Int), bad }
+
+        var head: AnswerHead
+        /// Every item of every Content-Length field: one number, however often repeated.
+        var contentLength = ContentLength.absent
+        /// A Content-Length field came, even an empty one.
+        var contentLengthField = false
+        /// The first Content-Length item, which the others must repeat byte for byte.
+        var firstLength: Range<Int>?
+        var transferCodings = 0
+        var lastCodingChunked = false
+        /// Lowercased; made only when the field comes (TikTok's API answers do not compress).
         var contentEncoding: [String] = []
-        var connection: [String] = []
+        var close = false
+        var keepAlive = false
+
+        /// One Content-Length item: at most 18 digits, and the same bytes as the first one.
+        mutating func addLength(_ item: Range<Int>, in bytes: UnsafeRawBufferPointer) {
+            if case .bad = contentLength { return }
+            guard item.count <= 18, bytes[item].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return contentLength = .bad }
+            guard let first = firstLength else {
+                firstLength = item
+                contentLength = .length(bytes[item].reduce(0) { $0 * 10 + Int($1 - 0x30) })
+                return
+            }
+            if !bytes[first].elementsEqual(bytes[item]) { contentLength = .bad }
+        }
     }
 
     /// The status line and header fields, each ended by CRLF (the blank line that ends the head excluded).
@@ -299,7 +317,8 @@ struct ResponseReader {
         }
         guard let statusLine = try nextLine() else { throw .protocolError("bad status line") }
         let status = try Self.statusLine(UnsafeRawBufferPointer(rebasing: bytes[statusLine]))
-        var parsed = ParsedHead(head: HTTPResponseHead(version: status.version, status: .init(statusCode: status.code)))
+        var parsed = ParsedHead(head: AnswerHead(code: status.code, version: status.version))
+        func string(_ range: Range<Int>) -> String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[range]), as: UTF8.self) }
         while let line = try nextLine() {
             guard !line.isEmpty else { throw .protocolError("empty header line") }
             // Obsolete line folding (RFC 9112, 5.2): refused rather than guessed at.
@@ -318,20 +337,49 @@ struct ResponseReader {
                 throw .protocolError("bad header value")
             }
             let name = UnsafeRawBufferPointer(rebasing: bytes[line.lowerBound..<colon])
-            var value: String { String(decoding: UnsafeRawBufferPointer(rebasing: bytes[valueStart..<valueEnd]), as: UTF8.self) }
+            let value = valueStart..<valueEnd
             if equalsIgnoringCase(name, "content-length") {
-                parsed.contentLength.append(value)
+                parsed.contentLengthField = true
+                forEachItem(of: value, in: bytes) { item in parsed.addLength(item, in: bytes) }
             } else if equalsIgnoringCase(name, "transfer-encoding") {
-                parsed.transferEncoding.append(value)
+                forEachItem(of: value, in: bytes) { item in
+                    parsed.transferCodings += 1
+                    parsed.lastCodingChunked = equalsIgnoringCase(UnsafeRawBufferPointer(rebasing: bytes[item]), "chunked")
+                }
             } else if equalsIgnoringCase(name, "content-encoding") {
-                parsed.contentEncoding.append(value)
+                forEachItem(of: value, in: bytes) { item in
+                    parsed.contentEncoding.append(String(decoding: bytes[item].map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self))
+                }
             } else if equalsIgnoringCase(name, "connection") {
-                parsed.connection.append(value)
-            } else if Self.keptFields.contains(where: { equalsIgnoringCase(name, $0) }) {
-                parsed.head.headers.add(name: String(decoding: name, as: UTF8.self), value: value)
+                forEachItem(of: value, in: bytes) { item in
+                    let token = UnsafeRawBufferPointer(rebasing: bytes[item])
+                    if equalsIgnoringCase(token, "close") { parsed.close = true }
+                    if equalsIgnoringCase(token, "keep-alive") { parsed.keepAlive = true }
+                }
+            } else if equalsIgnoringCase(name, "content-type") {
+                if parsed.head.contentType == nil { parsed.head.contentType = string(value) }
+            } else if equalsIgnoringCase(name, "retry-after") {
+                if parsed.head.retryAfter == nil { parsed.head.retryAfter = string(value) }
+            } else if equalsIgnoringCase(name, "location") {
+                if parsed.head.location == nil { parsed.head.location = string(value) }
             }
         }
         return parsed
+    }
+
+    /// Each comma-separated item of the field value at `range`, without the spaces and tabs around it;
+    /// empty items are skipped (RFC 9110, 5.6.1).
+    private static func forEachItem(of range: Range<Int>, in bytes: UnsafeRawBufferPointer, _ body: (Range<Int>) -> Void) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            var end = start
+            while end < range.upperBound, bytes[end] != 0x2C { end += 1 }
+            var low = start, high = end
+            while low < high, bytes[low] == 0x20 || bytes[low] == 0x09 { low += 1 }
+            while high > low, bytes[high - 1] == 0x20 || bytes[high - 1] == 0x09 { high -= 1 }
+            if low < high { body(low..<high) }
+            start = end + 1
+        }
     }
 
     /// `name` is `lowercased`, ASCII letters in any case.
@@ -362,16 +410,6 @@ struct ResponseReader {
         }
     }
 
-    /// A field's comma-separated values, every occurrence, trimmed and lowercased.
-    private static func tokens(_ values: [String]) -> [String] {
-        values.flatMap { $0.utf8.split(separator: 0x2C) }.compactMap { token in
-            var token = token
-            while let byte = token.first, byte == 0x20 || byte == 0x09 { token = token.dropFirst() }
-            while let byte = token.last, byte == 0x20 || byte == 0x09 { token = token.dropLast() }
-            return token.isEmpty ? nil : String(decoding: token.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
-        }
-    }
-
     /// `1a3f[;extension]`: hexadecimal, extensions ignored.
     private static func chunkSize(_ line: ByteBufferView) throws(HTTPFailure) -> Int {
         var size = 0
@@ -395,6 +433,16 @@ struct ResponseReader {
         guard digits > 0 else { throw .protocolError("bad chunk size") }
         return size
     }
+}
+
+/// What tttd reads of an answer's head: the status, the version, and the first of each field it
+/// uses. The other fields are checked and dropped, not copied.
+struct AnswerHead: Equatable {
+    var code: Int
+    var version: HTTPVersion
+    var contentType: String?
+    var retryAfter: String?
+    var location: String?
 }
 
 /// gzip and zlib-wrapped deflate, inflated under a limit: a small answer that inflates past it

@@ -136,9 +136,9 @@ public final class HTTPTikTokClient: TikTokClient {
             } catch {
                 return .failure(ResponseCollector.classify(error).description)
             }
-            let status = Int(answer.head.status.code)
+            let status = answer.head.code
             if [301, 302, 303, 307, 308].contains(status), redirects < Self.maxRedirects,
-               let location = answer.head.headers.first(name: "Location"),
+               let location = answer.head.location,
                let next = Self.resolve(location, from: origin, target: target) {
                 redirects += 1
                 origin = next.origin
@@ -151,8 +151,7 @@ public final class HTTPTikTokClient: TikTokClient {
                 continue
             }
             return .success(.init(
-                status: status, contentType: answer.head.headers.first(name: "Content-Type"),
-                retryAfter: answer.head.headers.first(name: "Retry-After"),
+                status: status, contentType: answer.head.contentType, retryAfter: answer.head.retryAfter,
                 body: answer.body.withUnsafeReadableBytes { Data($0) }))
         }
     }

@@ -50,7 +50,7 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
 
     struct Answer {
-        var head: HTTPResponseHead
+        var head: AnswerHead
         var body: ByteBuffer
         /// The server keeps the connection open for another request.
         var reusable: Bool

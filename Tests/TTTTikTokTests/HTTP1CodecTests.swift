@@ -63,11 +63,7 @@ struct HTTP1CodecTests {
     @Test("Content-Length: the body, the fields tttd reads, a reusable connection")
     func contentLength() throws {
         let answer = try #require(try read("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\nX-Empty:\r\nRetry-After:\r\n\r\n{\"ok\":true}"))
-        #expect(answer.head.status == .ok)
-        #expect(answer.head.version == .http1_1)
-        #expect(answer.head.headers.first(name: "content-type") == "application/json")
-        #expect(answer.head.headers.first(name: "Retry-After") == "")
-        #expect(answer.head.headers.first(name: "X-Empty") == nil, "a field tttd does not read is not kept")
+        #expect(answer.head == AnswerHead(code: 200, version: .http1_1, contentType: "application/json", retryAfter: ""))
         #expect(String(buffer: answer.body) == "{\"ok\":true}")
         #expect(answer.reusable)
     }
@@ -97,7 +93,7 @@ struct HTTP1CodecTests {
     @Test("interim 1xx answers are skipped; 204 and 304 have no body")
     func interimAndEmpty() throws {
         let answer = try #require(try read("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
-        #expect(answer.head.status == .ok)
+        #expect(answer.head.code == 200)
         #expect(String(buffer: answer.body) == "ok")
         #expect(try read("HTTP/1.1 204 No Content\r\n\r\n")?.body.readableBytes == 0)
         #expect(try read("HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n")?.reusable == true)
