@@ -8,7 +8,7 @@ import TTTStore
 
 /// The quiet answers' write against a real PostgreSQL (the test cluster of `make test`), in a
 /// database of its own: an answer counts only while the node that checked the account still holds it.
-@Suite("quiet answers and leases", .timeLimit(.minutes(1)))
+@Suite("quiet answers and leases", .timeLimit(.minutes(2)))
 struct QuietAnswerTests {
     static let pace = Store.Pace(target: .seconds(60), totalWeight: 1, budgetPerSecond: 1)
 
@@ -60,10 +60,13 @@ struct QuietAnswerTests {
         url.database = "ttt_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
         var logger = Logger(label: "test")
         logger.logLevel = .error  // not the pool's notice that a query came before its run() started
-        let adminStore = Store(endpoint: Self.endpoint(admin), maximumConnections: 1, logger: logger)
+        // In CI the whole suite runs at once, every test making and migrating a database of its
+        // own: a migration there has run past the store's 5-second default.
+        let timeout = Duration.seconds(90)
+        let adminStore = Store(endpoint: Self.endpoint(admin), maximumConnections: 1, queryTimeout: timeout, logger: logger)
         try await Self.running(adminStore) {
             try await adminStore.client.query("CREATE DATABASE \(unescaped: url.database)")
-            let store = Store(endpoint: Self.endpoint(url), maximumConnections: 2, logger: logger)
+            let store = Store(endpoint: Self.endpoint(url), maximumConnections: 2, queryTimeout: timeout, logger: logger)
             var failure: (any Error)?
             do {
                 try await Self.running(store) {
