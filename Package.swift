@@ -200,7 +200,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .testTarget(name: "TTTEventLoopTests", dependencies: ["TTTEventLoop"]),
-        .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain"]),
+        .testTarget(name: "TTTDetectionTests", dependencies: ["TTTDetection", "TTTTikTok", "TTTDomain", "TTTStore"]),
         .testTarget(name: "TTTTranscriptionTests", dependencies: [
             "TTTTranscription",
             .product(name: "Hummingbird", package: "hummingbird"),

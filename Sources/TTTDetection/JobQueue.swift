@@ -22,7 +22,7 @@ actor JobQueue {
     private let nodeID: String
     private let quiet: QuietAnswers
     private let logger: Logger
-    private var buffered: [Store.ClaimedAccount] = []
+    private var buffered = ClaimedAccounts()
     private var claimSize = 1
     private var lastLivesClaim = ContinuousClock.now - .seconds(60)
     private var idleUntil = ContinuousClock.now
@@ -69,7 +69,7 @@ actor JobQueue {
     }
 
     func giveBack(_ job: Job) {
-        if case .lookUp(let account) = job { buffered.insert(account, at: 0) }
+        if case .lookUp(let account) = job { buffered.putBack(account) }
     }
 
     /// `pace` sets the next check of the accounts whose answers the claim writes.
@@ -88,7 +88,7 @@ actor JobQueue {
                     return .checkAlive(lives)
                 }
             }
-            if !buffered.isEmpty { return .lookUp(buffered.removeFirst()) }
+            if let account = buffered.next(lease: lease) { return .lookUp(account) }
             if claiming {
                 // Woken when that claim is in (a database call, so under a deadline).
                 try await idle(until: nil)
@@ -96,6 +96,8 @@ actor JobQueue {
             }
             if ContinuousClock.now >= idleUntil {
                 claiming = true
+                // The leases run from the statement, which starts after this.
+                let claimedAt = ContinuousClock.now
                 let answers = quiet.take()
                 let claimed: [Store.ClaimedAccount]
                 do {
@@ -113,7 +115,7 @@ actor JobQueue {
                     claimed = []
                 }
                 claiming = false
-                buffered.append(contentsOf: claimed)
+                buffered.add(claimed, claimedAt: claimedAt)
                 // A full claim leaves more accounts due: claim again when these are handed out.
                 // Otherwise everything due (or due before the next claim) is taken; the next claim,
                 // `claimEvery` from now, takes what fell due meanwhile — one round trip each time
@@ -171,5 +173,35 @@ actor JobQueue {
             waiters.withLock { $0.removeValue(forKey: id) }?.resume()
         }
         try Task.checkCancellation()
+    }
+}
+
+/// The accounts of the last claim, handed out in order while their lease holds. A worker held up
+/// past it (an egress paused by a block) leaves the rest to a new claim: another node may have
+/// taken and checked them since, and a check of them here would spend the budget on an answer
+/// that is not written (`Store.recordAndClaim` writes only under this node's lease).
+struct ClaimedAccounts {
+    private var accounts: [Store.ClaimedAccount] = []
+    private var claimedAt = ContinuousClock.now
+
+    mutating func add(_ claimed: [Store.ClaimedAccount], claimedAt: ContinuousClock.Instant) {
+        accounts.append(contentsOf: claimed)
+        self.claimedAt = claimedAt
+    }
+
+    /// An account handed out and not checked (its worker was cancelled): first again.
+    mutating func putBack(_ account: Store.ClaimedAccount) {
+        accounts.insert(account, at: 0)
+    }
+
+    /// The next account, or nil when none is left or `lease` has run out since the claim (the
+    /// others are then dropped).
+    mutating func next(lease: Duration, now: ContinuousClock.Instant = .now) -> Store.ClaimedAccount? {
+        guard !accounts.isEmpty else { return nil }
+        guard now - claimedAt < lease else {
+            accounts.removeAll()
+            return nil
+        }
+        return accounts.removeFirst()
     }
 }
