@@ -119,11 +119,29 @@ final class SMTPSink: @unchecked Sendable {
 
     func stop() {
         try? lifeline.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(5)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { process.terminate() }
-        process.waitUntilExit()
+        if !exited(within: 5) {
+            kill(process.processIdentifier, SIGKILL)
+            _ = exited(within: 5)
+        }
         try? FileManager.default.removeItem(at: maildir)
+    }
+
+    /// Reaps the sink here rather than with `waitUntilExit`: Foundation on Linux learns that a child
+    /// ended when a socket the child inherited closes, and a process another test spawns at the same
+    /// moment may inherit that socket too (swift-corelibs-foundation#4795). `waitUntilExit` then
+    /// spun for ever on a sink long gone (a zombie), holding one of the test pool's threads (a CI
+    /// dry run hung there).
+    private func exited(within seconds: Double) -> Bool {
+        let pid = process.processIdentifier
+        let deadline = Date().addingTimeInterval(seconds)
+        repeat {
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            // ECHILD: Foundation reaped it first.
+            if reaped == pid || (reaped == -1 && errno == ECHILD) { return true }
+            usleep(20_000)
+        } while Date() < deadline
+        return false
     }
 }
 
