@@ -119,29 +119,24 @@ final class SMTPSink: @unchecked Sendable {
 
     func stop() {
         try? lifeline.fileHandleForWriting.close()
-        if !exited(within: 5) {
-            kill(process.processIdentifier, SIGKILL)
-            _ = exited(within: 5)
-        }
+        let pid = process.processIdentifier
+        // It exits at the end of its input; one that does not within 5 s is killed.
+        let killer = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: killer)
+        reap(pid)
+        killer.cancel()
         try? FileManager.default.removeItem(at: maildir)
     }
 
-    /// Reaps the sink here rather than with `waitUntilExit`: Foundation on Linux learns that a child
-    /// ended when a socket the child inherited closes, and a process another test spawns at the same
-    /// moment may inherit that socket too (swift-corelibs-foundation#4795). `waitUntilExit` then
-    /// spun for ever on a sink long gone (a zombie), holding one of the test pool's threads (a CI
-    /// dry run hung there).
-    private func exited(within seconds: Double) -> Bool {
-        let pid = process.processIdentifier
-        let deadline = Date().addingTimeInterval(seconds)
-        repeat {
-            var status: Int32 = 0
-            let reaped = waitpid(pid, &status, WNOHANG)
-            // ECHILD: Foundation reaped it first.
-            if reaped == pid || (reaped == -1 && errno == ECHILD) { return true }
-            usleep(20_000)
-        } while Date() < deadline
-        return false
+    /// Waits for the sink's end with `waitpid` rather than `waitUntilExit`: Foundation on Linux
+    /// learns that a child ended when a socket the child inherited closes, and a process another
+    /// test spawns at the same moment may inherit that socket too (swift-corelibs-foundation#4795).
+    /// `waitUntilExit` then spun for ever on a sink long gone (a zombie), holding one of the test
+    /// pool's threads (a CI dry run hung there).
+    private func reap(_ pid: pid_t) {
+        var status: Int32 = 0
+        // ECHILD: Foundation reaped it first.
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 }
 
