@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
-import NIOHTTP1
 import NIOSSL
 
 /// Why a request got no answer. The descriptions are what `unknown(reason)` carries into logs and
