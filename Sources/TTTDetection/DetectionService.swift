@@ -213,6 +213,8 @@ public final class DetectionService: Service, Sendable {
                 try Task.checkCancellation()
                 if let answer = quietAnswer(observation, account) {
                     quiet.append(answer)
+                } else if account.live, case .live(let live) = observation, await recordedStillLive(live, account) {
+                    // Written in one statement: the live goes on in the same room.
                 } else {
                     await record(observation, accountID: account.id, username: account.username, fromLookup: true,
                                  reportedStart: lookup.startedAt)
@@ -229,8 +231,11 @@ public final class DetectionService: Service, Sendable {
                         switch alive[live.roomID] {
                         case nil: unanswered.append(live.liveID)
                         case true?: stillAlive.append(live.liveID)
-                        case false?: await record(.roomGone(live.roomID), accountID: live.accountID,
-                                                  username: live.username, fromLookup: false)
+                        case false?:
+                            if await !recordedUnconfirmedGone(live) {
+                                await record(.roomGone(live.roomID), accountID: live.accountID,
+                                             username: live.username, fromLookup: false)
+                            }
                         }
                     }
                     if !stillAlive.isEmpty { await recordStillAlive(stillAlive) }
@@ -304,6 +309,28 @@ public final class DetectionService: Service, Sendable {
         guard decision.start == nil, decision.end == nil, !decision.recheckSoon, let checkState = decision.checkState else { return nil }
         return Store.QuietAnswer(accountID: account.id, notFoundStreak: decision.notFoundStreak,
                                  checkState: checkState, detail: decision.detail)
+    }
+
+    /// The two answers a live gets most after its start, each in one statement when the state the
+    /// caller saw still holds (see `Store.recordStillLive`, `Store.recordUnconfirmedGone`). False:
+    /// record the answer in full, which reads the state again. A failure here is left to that
+    /// full record too, except when stopping: then nothing is written (the lease runs out and the
+    /// account or live is checked again).
+    private func recordedStillLive(_ live: ObservedLive, _ account: Store.ClaimedAccount) async -> Bool {
+        do {
+            return try await store.recordStillLive(live, accountID: account.id, node: nodeID, pace: pace.withLock { $0 })
+        } catch {
+            return Task.isCancelled
+        }
+    }
+
+    private func recordedUnconfirmedGone(_ live: Store.ClaimedLive) async -> Bool {
+        let confirmations = settings.withLock { $0.offlineConfirmations }
+        do {
+            return try await store.recordUnconfirmedGone(live, node: nodeID, offlineConfirmations: confirmations)
+        } catch {
+            return Task.isCancelled
+        }
     }
 
     private func recordStillAlive(_ lives: [Int64]) async {

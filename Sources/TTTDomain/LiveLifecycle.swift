@@ -96,7 +96,7 @@ public enum LiveLifecycle {
             decision.offlineStreak = 0
             decision.notFoundStreak = 0
             decision.checkState = .live
-            decision.detail = live.restricted ? "age-restricted live: set the tiktok_session credential to capture it" : nil
+            decision.detail = liveDetail(live)
             if let open = state.openLive {
                 if open.roomID == live.roomID {
                     decision.refresh = live
@@ -131,6 +131,11 @@ public enum LiveLifecycle {
             decision.detail = reason
         }
         return decision
+    }
+
+    /// The check detail of an account found live.
+    public static func liveDetail(_ live: ObservedLive) -> String? {
+        live.restricted ? "age-restricted live: set the tiktok_session credential to capture it" : nil
     }
 
     private static func confirmOffline(_ state: DetectionState, _ decision: inout DetectionDecision, _ confirmations: Int) {

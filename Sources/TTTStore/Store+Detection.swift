@@ -250,6 +250,77 @@ extension Store {
         }
     }
 
+    /// When check_alive looks again at a live it saw gone once, to confirm the end.
+    static let aliveRecheckSoon = Duration.seconds(2)
+
+    /// A lookup found the account's live still on in the same room, the usual answer while
+    /// check_alive follows it: the live's title, viewers and stream, and the account's check (as
+    /// `record` writes them), in one statement instead of a transaction of five. False, with
+    /// nothing written, when the account has no live open in that room any more (it ended or
+    /// changed since the claim): the caller records the answer in full.
+    public func recordStillLive(_ live: ObservedLive, accountID: Int64, node: String, pace: Pace) async throws(StoreError) -> Bool {
+        let detail = LiveLifecycle.liveDetail(live)
+        return try await run("detection.record_still_live") { client in
+            // The account's row first, as `record` locks it, then the live's.
+            let rows = try await client.query("""
+                WITH account AS (
+                    UPDATE accounts a SET
+                        offline_streak = 0, not_found_streak = 0, check_state = 'live', check_detail = \(detail)::text,
+                        last_checked_at = now(), weight = h.weight,
+                        next_check_at = now() + make_interval(secs =>
+                            CASE WHEN \(pace.budgetPerSecond) > 0
+                                 THEN greatest(\(pace.target.asSeconds), \(pace.totalWeight)
+                                               / (\(pace.budgetPerSecond) * greatest(h.weight * \(Self.liveLookupShare), 0.01)))
+                                 ELSE greatest(\(pace.target.asSeconds), 3600) END * (0.9 + 0.2 * random())),
+                        lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
+                        lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
+                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
+                                      + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                          FROM lives x WHERE x.account_id = \(accountID)) h
+                    WHERE a.id = \(accountID) AND a.live AND a.room_id = \(live.roomID)
+                      AND EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live' AND l.room_id = \(live.roomID))
+                    RETURNING a.id
+                )
+                UPDATE lives l SET title = coalesce(\(live.title)::text, l.title),
+                    peak_viewers = greatest(coalesce(l.peak_viewers, 0), coalesce(\(live.viewers)::int4, 0)),
+                    stream_url = coalesce(\(live.streamURL)::text, l.stream_url), restricted = \(live.restricted)
+                FROM account WHERE l.account_id = account.id AND l.status = 'live' AND l.room_id = \(live.roomID)
+                RETURNING l.id
+                """)
+            var written = false
+            for try await _ in rows.decode(Int64.self) { written = true }
+            return written
+        }
+    }
+
+    /// check_alive found a live's room gone, and the end needs more answers to be confirmed: the
+    /// account's offline streak counted, its next lookup due now and the live's next check_alive
+    /// soon (as `record` writes them), in one statement instead of a transaction of five. False,
+    /// with nothing written, when this answer would end the live, or the live is not open in that
+    /// room under this node's check_alive lease any more: the caller records the answer in full.
+    public func recordUnconfirmedGone(_ live: ClaimedLive, node: String, offlineConfirmations: Int) async throws(StoreError) -> Bool {
+        let soon = Self.aliveRecheckSoon.asSeconds
+        return try await run("detection.record_unconfirmed_gone") { client in
+            let rows = try await client.query("""
+                WITH account AS (
+                    UPDATE accounts a SET offline_streak = a.offline_streak + 1, next_check_at = now()
+                    WHERE a.id = \(live.accountID) AND a.live AND a.room_id = \(live.roomID)
+                      AND a.offline_streak + 1 < \(offlineConfirmations)
+                      AND EXISTS (SELECT 1 FROM lives l WHERE l.id = \(live.liveID) AND l.account_id = a.id AND l.status = 'live'
+                                  AND l.room_id = \(live.roomID) AND l.alive_lease_owner = \(node))
+                    RETURNING a.id
+                )
+                UPDATE lives l SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
+                    next_alive_check_at = now() + make_interval(secs => \(soon))
+                FROM account WHERE l.id = \(live.liveID) AND l.account_id = account.id
+                RETURNING l.id
+                """)
+            var written = false
+            for try await _ in rows.decode(Int64.self) { written = true }
+            return written
+        }
+    }
+
     public struct Recorded: Sendable {
         public var decision: DetectionDecision
         public var startedLiveID: Int64?
@@ -315,7 +386,7 @@ extension Store {
                     """, logger: logger)
             }
             if observation.isAliveAnswer, let openID, decision.end == nil {
-                let next = decision.recheckSoon ? Duration.seconds(2) : aliveRecheck
+                let next = decision.recheckSoon ? Self.aliveRecheckSoon : aliveRecheck
                 try await connection.query("""
                     UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
                         next_alive_check_at = now() + make_interval(secs => \(next.asSeconds))

@@ -1,0 +1,134 @@
+import Foundation
+import PostgresNIO
+import Testing
+import TTTDomain
+import TTTStore
+
+/// The two answers an open live gets most, each written in one statement, against a real
+/// PostgreSQL: they must write what the full record writes, and nothing when the live they assume
+/// is not the one open.
+@Suite("one-statement answers about open lives", .timeLimit(.minutes(2)))
+struct LiveAnswerTests {
+    /// A pace under which a live account's next lookup depends on its weight (not the target).
+    static let pace = Store.Pace(target: .seconds(60), totalWeight: 100, budgetPerSecond: 1)
+
+    @Test("a lookup that finds the live on in the same room writes what the full record writes")
+    func stillLiveMatchesRecord() async throws {
+        try await TestDatabase.withStore { store in
+            let ids = try await startLives(store, ["fast", "full"])
+            let answer = Self.room("r1", title: "second title", viewers: 50, restricted: true)
+            #expect(try await store.recordStillLive(answer, accountID: ids["fast"]!, node: "a", pace: Self.pace))
+            _ = try await store.record(.live(answer), accountID: ids["full"]!, node: "a", offlineConfirmations: 2,
+                                       pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
+            let fast = try await snapshot(store, "fast"), full = try await snapshot(store, "full")
+            #expect(fast.fields == full.fields)
+            #expect(fast.fields.contains("second title") && fast.fields.contains("50") && fast.fields.contains("lease free"))
+            // The next lookup: the live account's share of its weight, ±10 % at random.
+            let weight = Store.weight(livesIn30Days: 1, wentLiveThisWeek: true)
+            let interval = Self.pace.interval(weight: weight * Store.liveLookupShare)
+            for next in [fast.nextCheckIn, full.nextCheckIn] {
+                #expect(next > interval * 0.9 - 2 && next < interval * 1.1 + 1)
+            }
+        }
+    }
+
+    @Test("a lookup that finds another room, or no live open, writes nothing in one statement")
+    func stillLiveAssumptionChecked() async throws {
+        try await TestDatabase.withStore { store in
+            let ids = try await startLives(store, ["someone"])
+            let before = try await snapshot(store, "someone")
+            #expect(try await !store.recordStillLive(Self.room("r2", title: "other"), accountID: ids["someone"]!, node: "a", pace: Self.pace))
+            #expect(try await snapshot(store, "someone").fields == before.fields)
+            _ = try await store.client.query("UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'offline'")
+            #expect(try await !store.recordStillLive(Self.room("r1", title: "other"), accountID: ids["someone"]!, node: "a", pace: Self.pace))
+            var titles = [String]()
+            for try await title in try await store.client.query("SELECT title FROM lives").decode(String.self) { titles.append(title) }
+            #expect(titles == ["first title"])
+        }
+    }
+
+    @Test("check_alive's first 'gone' writes what the full record writes; the one that ends the live is left to it")
+    func unconfirmedGoneMatchesRecord() async throws {
+        try await TestDatabase.withStore { store in
+            _ = try await startLives(store, ["fast", "full"])
+            let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
+            let fastLive = try #require(lives.first { $0.username.value == "fast" })
+            let fullLive = try #require(lives.first { $0.username.value == "full" })
+            #expect(try await store.recordUnconfirmedGone(fastLive, node: "a", offlineConfirmations: 2))
+            _ = try await store.record(.roomGone("r1"), accountID: fullLive.accountID, node: "a", offlineConfirmations: 2,
+                                       pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: false)
+            let fast = try await snapshot(store, "fast"), full = try await snapshot(store, "full")
+            #expect(fast.fields == full.fields)
+            #expect(fast.fields.contains("offline streak 1") && fast.fields.contains("alive lease free"))
+            for answer in [fast, full] {
+                #expect(answer.nextCheckIn < 1)
+                #expect(answer.nextAliveCheckIn > 0 && answer.nextAliveCheckIn <= 2)
+            }
+
+            // The second "gone" would end the live: not here, and nothing written.
+            let again = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
+            let fastAgain = try #require(again.first { $0.username.value == "fast" })
+            let before = try await snapshot(store, "fast")
+            #expect(try await !store.recordUnconfirmedGone(fastAgain, node: "a", offlineConfirmations: 2))
+            #expect(try await snapshot(store, "fast").fields == before.fields)
+            // Nor under a check_alive lease this node no longer holds.
+            _ = try await store.client.query("UPDATE lives SET alive_lease_owner = 'b' WHERE username = 'full'")
+            #expect(try await !store.recordUnconfirmedGone(fullLive, node: "a", offlineConfirmations: 3))
+        }
+    }
+
+    static func room(_ id: String, title: String = "first title", viewers: Int = 10, restricted: Bool = false) -> ObservedLive {
+        ObservedLive(roomID: id, title: title, viewers: viewers, streamURL: "http://127.0.0.1/stream-\(id).flv", restricted: restricted)
+    }
+
+    /// Adds the accounts and records a live answer for each (a live opens in room "r1"), then
+    /// leases them to node "a" again, as a claim before their next lookup does.
+    func startLives(_ store: Store, _ names: [String]) async throws -> [String: Int64] {
+        _ = try await store.addAccounts(names.map { Username(trusted: $0) }, labels: [], by: "test")
+        let claimed = try await store.recordAndClaim([], pace: Self.pace, node: "a", limit: 10, lease: .seconds(60))
+        guard claimed.count == names.count else { throw StoreTestError("claimed \(claimed.count) accounts of \(names.count)") }
+        for account in claimed {
+            let recorded = try await store.record(.live(Self.room("r1")), accountID: account.id, node: "a", offlineConfirmations: 2,
+                                                  pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
+            guard recorded?.startedLiveID != nil else { throw StoreTestError("no live started for \(account.username)") }
+        }
+        _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
+        return Dictionary(uniqueKeysWithValues: claimed.map { ($0.username.value, $0.id) })
+    }
+
+    struct Snapshot {
+        /// Everything but the times, which carry jitter.
+        var fields: [String]
+        var nextCheckIn: Double
+        var nextAliveCheckIn: Double
+    }
+
+    /// The account's row and its open live's, as text.
+    func snapshot(_ store: Store, _ name: String) async throws -> Snapshot {
+        let rows = try await store.client.query("""
+            SELECT a.offline_streak, a.not_found_streak, a.live, a.check_state, coalesce(a.check_detail, ''),
+                   a.lease_owner IS NULL, a.weight, coalesce(a.room_id, ''), coalesce(a.last_checked_at > now() - interval '1 minute', false),
+                   extract(epoch FROM a.next_check_at - now())::float8,
+                   l.title, l.peak_viewers, l.stream_url, l.restricted, l.alive_lease_owner IS NULL,
+                   extract(epoch FROM l.next_alive_check_at - now())::float8
+            FROM accounts a JOIN lives l ON l.account_id = a.id AND l.status = 'live'
+            WHERE a.username = \(name)
+            """)
+        for try await row in rows {
+            let c = row.makeRandomAccess()
+            let offline = try c[0].decode(Int.self), notFound = try c[1].decode(Int.self), live = try c[2].decode(Bool.self)
+            let state = try c[3].decode(String.self), detail = try c[4].decode(String.self), leaseFree = try c[5].decode(Bool.self)
+            let weight = try c[6].decode(Double.self), room = try c[7].decode(String.self), checkedNow = try c[8].decode(Bool.self)
+            let title = try c[10].decode(String.self), viewers = try c[11].decode(Int.self)
+            let stream = try c[12].decode(String.self), restricted = try c[13].decode(Bool.self)
+            let aliveLeaseFree = try c[14].decode(Bool.self)
+            return Snapshot(fields: [
+                "offline streak \(offline)", "not found streak \(notFound)", "live \(live)", state, detail,
+                leaseFree ? "lease free" : "lease held", String(format: "weight %.9f", weight), "room \(room)",
+                "checked now \(checkedNow)", title, "\(viewers)", stream, "restricted \(restricted)",
+                aliveLeaseFree ? "alive lease free" : "alive lease held",
+            ], nextCheckIn: try c[9].decode(Double.self), nextAliveCheckIn: try c[15].decode(Double.self))
+        }
+        throw StoreTestError("no open live for \(name)")
+    }
+}
