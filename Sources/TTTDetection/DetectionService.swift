@@ -215,6 +215,9 @@ public final class DetectionService: Service, Sendable {
                     quiet.append(answer)
                 } else if account.live, case .live(let live) = observation, await recordedStillLive(live, account) {
                     // Written in one statement: the live goes on in the same room.
+                } else if !account.live, case .live = observation,
+                          await recordedStart(observation, account, reportedStart: lookup.startedAt) {
+                    // Written in one statement: a live starts.
                 } else {
                     await record(observation, accountID: account.id, username: account.username, fromLookup: true,
                                  reportedStart: lookup.startedAt)
@@ -232,7 +235,7 @@ public final class DetectionService: Service, Sendable {
                         case nil: unanswered.append(live.liveID)
                         case true?: stillAlive.append(live.liveID)
                         case false?:
-                            if await !recordedUnconfirmedGone(live) {
+                            if await !recordedRoomGone(live) {
                                 await record(.roomGone(live.roomID), accountID: live.accountID,
                                              username: live.username, fromLookup: false)
                             }
@@ -285,18 +288,24 @@ public final class DetectionService: Service, Sendable {
             if let recorded = try await store.record(
                 observation, accountID: accountID, node: nodeID, offlineConfirmations: confirmations,
                 pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup) {
-                if recorded.startedLiveID != nil {
-                    await queue.liveOpened()
-                    if let reportedStart {
-                        detectionLatency.record(duration: .seconds(max(0, Date().timeIntervalSince(reportedStart))))
-                    }
-                }
-                await onRecorded(recorded, username)
+                await didRecord(recorded, username: username, reportedStart: reportedStart)
             }
         } catch {
             // The lease runs out and the account is checked again: nothing is lost but time.
             logger.warning("could not record a check", metadata: ["account": "\(username)", "error": "\(error)"])
         }
+    }
+
+    /// After an answer was written: a live opened here turns the lives claims on and has its
+    /// detection latency measured; the daemon's hook logs starts and ends.
+    private func didRecord(_ recorded: Store.Recorded, username: Username, reportedStart: Date?) async {
+        if recorded.startedLiveID != nil {
+            await queue.liveOpened()
+            if let reportedStart {
+                detectionLatency.record(duration: .seconds(max(0, Date().timeIntervalSince(reportedStart))))
+            }
+        }
+        await onRecorded(recorded, username)
     }
 
     /// The answer as a quiet write, when it opens or ends no live: the account had no open live
@@ -311,8 +320,9 @@ public final class DetectionService: Service, Sendable {
                                  checkState: checkState, detail: decision.detail)
     }
 
-    /// The two answers a live gets most after its start, each in one statement when the state the
-    /// caller saw still holds (see `Store.recordStillLive`, `Store.recordUnconfirmedGone`). False:
+    /// The answers about lives that come most — a live's start, a lookup while it goes on,
+    /// check_alive's "gone" — each in one statement while the state the caller saw still holds
+    /// (`Store.recordStart`, `Store.recordStillLive`, `Store.recordRoomGone`). False:
     /// record the answer in full, which reads the state again. A failure here is left to that
     /// full record too, except when stopping: then nothing is written (the lease runs out and the
     /// account or live is checked again).
@@ -324,10 +334,30 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
-    private func recordedUnconfirmedGone(_ live: Store.ClaimedLive) async -> Bool {
+    private func recordedStart(_ observation: Observation, _ account: Store.ClaimedAccount, reportedStart: Date?) async -> Bool {
+        let (confirmations, recheck) = settings.withLock { ($0.offlineConfirmations, $0.aliveRecheck) }
+        let state = DetectionState(openLive: nil, offlineStreak: account.offlineStreak, notFoundStreak: account.notFoundStreak)
+        let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: confirmations)
+        do {
+            guard let recorded = try await store.recordStart(decision, accountID: account.id, node: nodeID,
+                                                             pace: pace.withLock { $0 }, aliveRecheck: recheck) else { return false }
+            await didRecord(recorded, username: account.username, reportedStart: reportedStart)
+            return true
+        } catch {
+            return Task.isCancelled
+        }
+    }
+
+    private func recordedRoomGone(_ live: Store.ClaimedLive) async -> Bool {
         let confirmations = settings.withLock { $0.offlineConfirmations }
         do {
-            return try await store.recordUnconfirmedGone(live, node: nodeID, offlineConfirmations: confirmations)
+            switch try await store.recordRoomGone(live, node: nodeID, offlineConfirmations: confirmations) {
+            case .counted?: return true
+            case .ended(let recorded)?:
+                await didRecord(recorded, username: live.username, reportedStart: nil)
+                return true
+            case nil: return false
+            }
         } catch {
             return Task.isCancelled
         }

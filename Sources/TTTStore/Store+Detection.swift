@@ -293,32 +293,122 @@ extension Store {
         }
     }
 
-    /// check_alive found a live's room gone, and the end needs more answers to be confirmed: the
-    /// account's offline streak counted, its next lookup due now and the live's next check_alive
-    /// soon (as `record` writes them), in one statement instead of a transaction of five. False,
-    /// with nothing written, when this answer would end the live, or the live is not open in that
-    /// room under this node's check_alive lease any more: the caller records the answer in full.
-    public func recordUnconfirmedGone(_ live: ClaimedLive, node: String, offlineConfirmations: Int) async throws(StoreError) -> Bool {
-        let soon = Self.aliveRecheckSoon.asSeconds
-        return try await run("detection.record_unconfirmed_gone") { client in
+    /// A lookup found a live on an account that had none open when claimed (`decision`, made from
+    /// that state, starts it): the live, its `live_started` event (NOTIFY on commit) and the
+    /// account's check, as `record` writes them, in one statement instead of a transaction of six.
+    /// Nil, with nothing written, when the account has a live open since: the caller records the
+    /// answer in full.
+    public func recordStart(_ decision: DetectionDecision, accountID: Int64, node: String, pace: Pace,
+                            aliveRecheck: Duration) async throws(StoreError) -> Recorded? {
+        guard let live = decision.start, decision.end == nil else { return nil }
+        return try await run("detection.record_start") { client in
+            // The account's row first, as `record` locks it; the unique index on open lives
+            // stops a second node that saw the same live (its statement fails, its full record
+            // then finds this live open).
             let rows = try await client.query("""
                 WITH account AS (
-                    UPDATE accounts a SET offline_streak = a.offline_streak + 1, next_check_at = now()
+                    UPDATE accounts a SET
+                        offline_streak = \(decision.offlineStreak), not_found_streak = \(decision.notFoundStreak), live = true,
+                        check_state = \(decision.checkState?.rawValue ?? CheckState.live.rawValue), check_detail = \(decision.detail)::text,
+                        last_checked_at = now(), room_id = \(live.roomID), weight = h.weight,
+                        next_check_at = now() + make_interval(secs =>
+                            CASE WHEN \(pace.budgetPerSecond) > 0
+                                 THEN greatest(\(pace.target.asSeconds), \(pace.totalWeight)
+                                               / (\(pace.budgetPerSecond) * greatest(h.weight * \(Self.liveLookupShare), 0.01)))
+                                 ELSE greatest(\(pace.target.asSeconds), 3600) END * (0.9 + 0.2 * random())),
+                        lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
+                        lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
+                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 1 + 0.2 + 1) AS weight
+                          FROM lives x WHERE x.account_id = \(accountID)) h
+                    WHERE a.id = \(accountID) AND NOT a.live
+                      AND NOT EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live')
+                    RETURNING a.id, a.username
+                ), started AS (
+                    INSERT INTO lives (account_id, username, room_id, title, started_at, peak_viewers, status, restricted,
+                                       stream_url, next_alive_check_at)
+                    SELECT id, username, \(live.roomID), \(live.title)::text, now(), \(live.viewers)::int4, 'live', \(live.restricted),
+                           \(live.streamURL)::text, now() + make_interval(secs => \(aliveRecheck.asSeconds))
+                    FROM account
+                    RETURNING id, username, room_id, title, restricted
+                ), event AS (
+                    INSERT INTO events (type, live_id, username, payload)
+                    SELECT 'live_started', l.id, l.username, \(unescaped: Self.livePayload("live_started", reason: nil))
+                    FROM started l
+                    RETURNING id, type
+                )
+                SELECT started.id, event.id, pg_notify('tttd_events', event.id::text || ' ' || event.type) FROM started, event
+                """)
+            for try await (liveID, eventID, _) in rows.decode((Int64, Int64, String).self) {
+                return Recorded(decision: decision, startedLiveID: liveID, eventIDs: [eventID])
+            }
+            return nil
+        }
+    }
+
+    /// What `recordRoomGone` wrote.
+    public enum RoomGone: Sendable {
+        /// One more "gone" counted; the end waits for more.
+        case counted
+        /// The end confirmed: the live ended, with its `live_ended` event.
+        case ended(Recorded)
+    }
+
+    /// check_alive found a live's room gone: as `record` writes it, in one statement instead of a
+    /// transaction of five or six — the account's offline streak counted, its next lookup due now
+    /// and the live's next check_alive soon; or, when that makes `offlineConfirmations`, the live
+    /// ended with its `live_ended` event (NOTIFY on commit). Nil, with nothing written, when the
+    /// live is not open in that room under this node's check_alive lease any more: the caller
+    /// records the answer in full.
+    public func recordRoomGone(_ live: ClaimedLive, node: String, offlineConfirmations: Int) async throws(StoreError) -> RoomGone? {
+        let soon = Self.aliveRecheckSoon.asSeconds
+        let confirmations = max(1, offlineConfirmations)
+        let ended = try await run("detection.record_room_gone") { client -> (live: Bool, eventID: Int64?)? in
+            let rows = try await client.query("""
+                WITH account AS (
+                    UPDATE accounts a SET
+                        offline_streak = CASE WHEN a.offline_streak + 1 >= \(confirmations) THEN 0 ELSE a.offline_streak + 1 END,
+                        live = a.offline_streak + 1 < \(confirmations),
+                        next_check_at = CASE WHEN a.offline_streak + 1 < \(confirmations) THEN now() ELSE a.next_check_at END,
+                        weight = h.weight
+                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
+                                      + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                          FROM lives x WHERE x.account_id = \(live.accountID)) h
                     WHERE a.id = \(live.accountID) AND a.live AND a.room_id = \(live.roomID)
-                      AND a.offline_streak + 1 < \(offlineConfirmations)
                       AND EXISTS (SELECT 1 FROM lives l WHERE l.id = \(live.liveID) AND l.account_id = a.id AND l.status = 'live'
                                   AND l.room_id = \(live.roomID) AND l.alive_lease_owner = \(node))
-                    RETURNING a.id
+                    RETURNING a.id, a.live
+                ), rechecked AS (
+                    UPDATE lives l SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
+                        next_alive_check_at = now() + make_interval(secs => \(soon))
+                    FROM account WHERE l.id = \(live.liveID) AND account.live
+                    RETURNING l.id
+                ), ended AS (
+                    UPDATE lives l SET status = 'ended', ended_at = now(), end_reason = \(LiveEndReason.offline.rawValue),
+                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                    FROM account WHERE l.id = \(live.liveID) AND NOT account.live
+                    RETURNING l.id, l.username, l.room_id, l.title, l.restricted
+                ), event AS (
+                    INSERT INTO events (type, live_id, username, payload)
+                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .offline))
+                    FROM ended l
+                    RETURNING id, type
                 )
-                UPDATE lives l SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
-                    next_alive_check_at = now() + make_interval(secs => \(soon))
-                FROM account WHERE l.id = \(live.liveID) AND l.account_id = account.id
-                RETURNING l.id
+                SELECT account.live, event.id,
+                       CASE WHEN event.id IS NOT NULL THEN pg_notify('tttd_events', event.id::text || ' ' || event.type) END
+                FROM account LEFT JOIN event ON true
                 """)
-            var written = false
-            for try await _ in rows.decode(Int64.self) { written = true }
-            return written
+            for try await (stillLive, eventID, _) in rows.decode((Bool, Int64?, String?).self) {
+                return (stillLive, eventID)
+            }
+            return nil
         }
+        guard let ended else { return nil }
+        if ended.live { return .counted }
+        // The decision the full record would have made: the streak reached the confirmations.
+        let state = DetectionState(openLive: .init(id: live.liveID, roomID: live.roomID),
+                                   offlineStreak: confirmations - 1, notFoundStreak: 0)
+        let decision = LiveLifecycle.decide(state, .roomGone(live.roomID), offlineConfirmations: confirmations)
+        return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: ended.eventID.map { [$0] } ?? []))
     }
 
     public struct Recorded: Sendable {
@@ -362,7 +452,7 @@ extension Store {
                         alive_lease_owner = NULL, alive_lease_expires_at = NULL
                     WHERE id = \(end.id) AND status = 'live'
                     """, logger: logger)
-                events.append(try await Self.insertLiveEvent(connection, type: "live_ended", liveID: end.id, reason: end.reason.rawValue, logger: logger))
+                events.append(try await Self.insertLiveEvent(connection, type: "live_ended", liveID: end.id, reason: end.reason, logger: logger))
             }
             if let start = decision.start {
                 let inserted = try await connection.query("""
@@ -424,17 +514,12 @@ extension Store {
     }
 
     /// A live event whose payload has the keys of INTERFACES.md (`live_id`, `username`, `room_id`, `title`, `at`).
-    static func insertLiveEvent(_ connection: PostgresConnection, type: String, liveID: Int64, reason: String?,
+    static func insertLiveEvent(_ connection: PostgresConnection, type: String, liveID: Int64, reason: LiveEndReason?,
                                 logger: Logger) async throws -> Int64 {
         let rows = try await connection.query("""
             WITH ev AS (
                 INSERT INTO events (type, live_id, username, payload)
-                SELECT \(type), l.id, l.username,
-                       jsonb_strip_nulls(jsonb_build_object(
-                           'type', \(type)::text, 'live_id', l.id, 'username', l.username, 'room_id', l.room_id,
-                           'title', l.title, 'reason', \(reason)::text, 'restricted', CASE WHEN l.restricted THEN true END,
-                           'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
-                       || jsonb_build_object('title', l.title)
+                SELECT \(type), l.id, l.username, \(unescaped: livePayload(type, reason: reason))
                 FROM lives l WHERE l.id = \(liveID)
                 RETURNING id, type
             )
@@ -442,6 +527,20 @@ extension Store {
             """, logger: logger)
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         throw StoreError.failed("live \(liveID) vanished while writing its event")
+    }
+
+    /// The payload of a live event, from `l`: a row of lives, or what a statement that wrote one
+    /// returned (id, username, room_id, title, restricted). The type and reason are tttd's own
+    /// names, written as literals.
+    static func livePayload(_ type: String, reason: LiveEndReason?) -> String {
+        let reason = reason.map { "'\($0.rawValue)'" } ?? "NULL"
+        return """
+            jsonb_strip_nulls(jsonb_build_object(
+                'type', '\(type)'::text, 'live_id', l.id, 'username', l.username, 'room_id', l.room_id,
+                'title', l.title, 'reason', \(reason)::text, 'restricted', CASE WHEN l.restricted THEN true END,
+                'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+            || jsonb_build_object('title', l.title)
+            """
     }
 }
 

@@ -47,15 +47,16 @@ struct LiveAnswerTests {
         }
     }
 
-    @Test("check_alive's first 'gone' writes what the full record writes; the one that ends the live is left to it")
-    func unconfirmedGoneMatchesRecord() async throws {
+    @Test("check_alive's 'gone' in one statement writes what the full record writes: counted first, then the end and its event")
+    func roomGoneMatchesRecord() async throws {
         try await TestDatabase.withStore { store in
-            _ = try await startLives(store, ["fast", "full"])
-            let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
-            let fastLive = try #require(lives.first { $0.username.value == "fast" })
-            let fullLive = try #require(lives.first { $0.username.value == "full" })
-            #expect(try await store.recordUnconfirmedGone(fastLive, node: "a", offlineConfirmations: 2))
-            _ = try await store.record(.roomGone("r1"), accountID: fullLive.accountID, node: "a", offlineConfirmations: 2,
+            _ = try await startLives(store, ["fast", "full", "other"])
+            var lives = try await claimLives(store)
+            guard case .counted? = try await store.recordRoomGone(lives["fast"]!, node: "a", offlineConfirmations: 2) else {
+                Issue.record("the first 'gone' was not counted")
+                return
+            }
+            _ = try await store.record(.roomGone("r1"), accountID: lives["full"]!.accountID, node: "a", offlineConfirmations: 2,
                                        pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: false)
             let fast = try await snapshot(store, "fast"), full = try await snapshot(store, "full")
             #expect(fast.fields == full.fields)
@@ -65,15 +66,97 @@ struct LiveAnswerTests {
                 #expect(answer.nextAliveCheckIn > 0 && answer.nextAliveCheckIn <= 2)
             }
 
-            // The second "gone" would end the live: not here, and nothing written.
-            let again = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
-            let fastAgain = try #require(again.first { $0.username.value == "fast" })
-            let before = try await snapshot(store, "fast")
-            #expect(try await !store.recordUnconfirmedGone(fastAgain, node: "a", offlineConfirmations: 2))
-            #expect(try await snapshot(store, "fast").fields == before.fields)
-            // Nor under a check_alive lease this node no longer holds.
-            _ = try await store.client.query("UPDATE lives SET alive_lease_owner = 'b' WHERE username = 'full'")
-            #expect(try await !store.recordUnconfirmedGone(fullLive, node: "a", offlineConfirmations: 3))
+            // Not under a check_alive lease this node no longer holds: nothing written.
+            let other = try await snapshot(store, "other")
+            _ = try await store.client.query("UPDATE lives SET alive_lease_owner = 'b' WHERE username = 'other'")
+            #expect(try await store.recordRoomGone(lives["other"]!, node: "a", offlineConfirmations: 2) == nil)
+            #expect(try await snapshot(store, "other").fields == other.fields.map { $0 == "alive lease free" ? "alive lease held" : $0 })
+
+            // The second "gone" confirms the end.
+            lives = try await claimLives(store)
+            guard case .ended(let recorded)? = try await store.recordRoomGone(lives["fast"]!, node: "a", offlineConfirmations: 2) else {
+                Issue.record("the second 'gone' did not end the live")
+                return
+            }
+            #expect(recorded.decision.end?.id == lives["fast"]!.liveID && recorded.decision.end?.reason == .offline)
+            #expect(recorded.eventIDs.count == 1)
+            _ = try await store.record(.roomGone("r1"), accountID: lives["full"]!.accountID, node: "a", offlineConfirmations: 2,
+                                       pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: false)
+            let fastEnd = try await endedSnapshot(store, "fast"), fullEnd = try await endedSnapshot(store, "full")
+            #expect(fastEnd == fullEnd)
+            #expect(fastEnd.contains("ended offline") && fastEnd.contains("live false") && fastEnd.contains("offline streak 0"))
+            let ended = try await payloads(store, type: "live_ended")
+            #expect(ended.count == 2 && ended["fast"] == ended["full"])
+        }
+    }
+
+    /// The lives whose check_alive is due within a minute, by account, leased to node "a".
+    func claimLives(_ store: Store) async throws -> [String: Store.ClaimedLive] {
+        let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
+        return Dictionary(uniqueKeysWithValues: lives.map { ($0.username.value, $0) })
+    }
+
+    /// Each account's event of `type`, without the live's id, the account and the time.
+    func payloads(_ store: Store, type: String) async throws -> [String: String] {
+        var payloads = [String: String]()
+        for try await (name, payload) in try await store.client.query("""
+            SELECT username, (payload - 'live_id' - 'username' - 'at')::text FROM events WHERE type = \(type)
+            """).decode((String, String).self) {
+            payloads[name] = payload
+        }
+        return payloads
+    }
+
+    /// The account's row and its ended live's, as text.
+    func endedSnapshot(_ store: Store, _ name: String) async throws -> [String] {
+        let rows = try await store.client.query("""
+            SELECT a.offline_streak, a.live, a.check_state, a.weight, l.status, coalesce(l.end_reason, ''),
+                   l.alive_lease_owner IS NULL, l.ended_at IS NOT NULL
+            FROM accounts a JOIN lives l ON l.account_id = a.id
+            WHERE a.username = \(name)
+            """)
+        for try await (offline, live, state, weight, status, reason, aliveLeaseFree, endedAt) in
+            rows.decode((Int, Bool, String, Double, String, String, Bool, Bool).self) {
+            return ["offline streak \(offline)", "live \(live)", state, String(format: "weight %.9f", weight),
+                    "\(status) \(reason)", "alive lease free \(aliveLeaseFree)", "end time \(endedAt)"]
+        }
+        throw StoreTestError("no live for \(name)")
+    }
+
+    @Test("a live start in one statement writes what the full record writes, its event included")
+    func startMatchesRecord() async throws {
+        try await TestDatabase.withStore { store in
+            _ = try await store.addAccounts([Username(trusted: "fast"), Username(trusted: "full")], labels: [], by: "test")
+            let claimed = try await store.recordAndClaim([], pace: Self.pace, node: "a", limit: 10, lease: .seconds(60))
+            let fast = try #require(claimed.first { $0.username.value == "fast" })
+            let full = try #require(claimed.first { $0.username.value == "full" })
+            let answer = Observation.live(Self.room("r1", viewers: 20, restricted: true))
+            let decision = LiveLifecycle.decide(DetectionState(openLive: nil, offlineStreak: 0, notFoundStreak: 0), answer,
+                                                offlineConfirmations: 2)
+            let recorded = try #require(try await store.recordStart(decision, accountID: fast.id, node: "a", pace: Self.pace,
+                                                                    aliveRecheck: .seconds(15)))
+            #expect(recorded.startedLiveID != nil && recorded.eventIDs.count == 1)
+            _ = try await store.record(answer, accountID: full.id, node: "a", offlineConfirmations: 2, pace: Self.pace,
+                                       aliveRecheck: .seconds(15), fromLookup: true)
+            let fastRow = try await snapshot(store, "fast"), fullRow = try await snapshot(store, "full")
+            #expect(fastRow.fields == fullRow.fields)
+            #expect(abs(fastRow.nextAliveCheckIn - fullRow.nextAliveCheckIn) < 1)
+            let weight = Store.weight(livesIn30Days: 1, wentLiveThisWeek: true)
+            let interval = Self.pace.interval(weight: weight * Store.liveLookupShare)
+            for next in [fastRow.nextCheckIn, fullRow.nextCheckIn] {
+                #expect(next > interval * 0.9 - 2 && next < interval * 1.1 + 1)
+            }
+            // The events: the same payload but for the live's id, the account and the time.
+            let started = try await payloads(store, type: "live_started")
+            #expect(started.count == 2 && started["fast"] == started["full"])
+            #expect(started["fast"]?.contains("\"restricted\": true") == true)
+
+            // Seen live again by a lookup claimed before the start: not a second live.
+            #expect(try await store.recordStart(decision, accountID: fast.id, node: "a", pace: Self.pace,
+                                                aliveRecheck: .seconds(15)) == nil)
+            var lives = 0
+            for try await count in try await store.client.query("SELECT count(*) FROM lives").decode(Int.self) { lives = count }
+            #expect(lives == 2)
         }
     }
 
