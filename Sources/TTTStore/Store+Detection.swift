@@ -178,7 +178,6 @@ extension Store {
         let notFound = answers.map { Int32($0.notFoundStreak) }
         let states = answers.map(\.checkState.rawValue)
         let details = answers.map { $0.detail ?? "" }
-        let target = pace.target.asSeconds
         let leaseSeconds = lease.asSeconds
         let early = ahead.asSeconds
         return try await run("detection.record_and_claim") { client in
@@ -188,16 +187,12 @@ extension Store {
                         offline_streak = 0, not_found_streak = q.not_found, live = false,
                         check_state = q.state, check_detail = nullif(q.detail, ''), last_checked_at = now(),
                         weight = h.weight,
-                        next_check_at = now() + make_interval(secs =>
-                            CASE WHEN \(pace.budgetPerSecond) > 0
-                                 THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(h.weight, 0.01)))
-                                 ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random())),
+                        next_check_at = \(unescaped: Self.nextLookupSQL(pace, weight: "h.weight")),
                         lease_owner = NULL, lease_expires_at = NULL
                     FROM unnest(\(ids)::int8[], \(notFound)::int4[], \(states)::text[], \(details)::text[])
                              AS q(id, not_found, state, detail)
                          CROSS JOIN LATERAL (
-                             SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
-                                         + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                             SELECT \(unescaped: Self.weightSQL(starting: false)) AS weight
                              FROM lives x WHERE x.account_id = q.id) h
                     WHERE a.id = q.id AND NOT a.live AND a.lease_owner = \(node)
                 ),
@@ -267,15 +262,10 @@ extension Store {
                     UPDATE accounts a SET
                         offline_streak = 0, not_found_streak = 0, check_state = 'live', check_detail = \(detail)::text,
                         last_checked_at = now(), weight = h.weight,
-                        next_check_at = now() + make_interval(secs =>
-                            CASE WHEN \(pace.budgetPerSecond) > 0
-                                 THEN greatest(\(pace.target.asSeconds), \(pace.totalWeight)
-                                               / (\(pace.budgetPerSecond) * greatest(h.weight * \(Self.liveLookupShare), 0.01)))
-                                 ELSE greatest(\(pace.target.asSeconds), 3600) END * (0.9 + 0.2 * random())),
+                        next_check_at = \(unescaped: Self.nextLookupSQL(pace, weight: "h.weight * \(Self.liveLookupShare)")),
                         lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
                         lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
-                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
-                                      + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                    FROM (SELECT \(unescaped: Self.weightSQL(starting: false)) AS weight
                           FROM lives x WHERE x.account_id = \(accountID)) h
                     WHERE a.id = \(accountID) AND a.live AND a.room_id = \(live.roomID)
                       AND EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live' AND l.room_id = \(live.roomID))
@@ -311,14 +301,10 @@ extension Store {
                         offline_streak = \(decision.offlineStreak), not_found_streak = \(decision.notFoundStreak), live = true,
                         check_state = \(decision.checkState?.rawValue ?? CheckState.live.rawValue), check_detail = \(decision.detail)::text,
                         last_checked_at = now(), room_id = \(live.roomID), weight = h.weight,
-                        next_check_at = now() + make_interval(secs =>
-                            CASE WHEN \(pace.budgetPerSecond) > 0
-                                 THEN greatest(\(pace.target.asSeconds), \(pace.totalWeight)
-                                               / (\(pace.budgetPerSecond) * greatest(h.weight * \(Self.liveLookupShare), 0.01)))
-                                 ELSE greatest(\(pace.target.asSeconds), 3600) END * (0.9 + 0.2 * random())),
+                        next_check_at = \(unescaped: Self.nextLookupSQL(pace, weight: "h.weight * \(Self.liveLookupShare)")),
                         lease_owner = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_owner END,
                         lease_expires_at = CASE WHEN a.lease_owner = \(node) THEN NULL ELSE a.lease_expires_at END
-                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 1 + 0.2 + 1) AS weight
+                    FROM (SELECT \(unescaped: Self.weightSQL(starting: true)) AS weight
                           FROM lives x WHERE x.account_id = \(accountID)) h
                     WHERE a.id = \(accountID) AND NOT a.live
                       AND NOT EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live')
@@ -370,8 +356,7 @@ extension Store {
                         live = a.offline_streak + 1 < \(confirmations),
                         next_check_at = CASE WHEN a.offline_streak + 1 < \(confirmations) THEN now() ELSE a.next_check_at END,
                         weight = h.weight
-                    FROM (SELECT sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
-                                      + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END) AS weight
+                    FROM (SELECT \(unescaped: Self.weightSQL(starting: false)) AS weight
                           FROM lives x WHERE x.account_id = \(live.accountID)) h
                     WHERE a.id = \(live.accountID) AND a.live AND a.room_id = \(live.roomID)
                       AND EXISTS (SELECT 1 FROM lives l WHERE l.id = \(live.liveID) AND l.account_id = a.id AND l.status = 'live'
@@ -540,6 +525,30 @@ extension Store {
                 'title', l.title, 'reason', \(reason)::text, 'restricted', CASE WHEN l.restricted THEN true END,
                 'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
             || jsonb_build_object('title', l.title)
+            """
+    }
+}
+
+extension Store {
+    /// An account's weight from its lives (`x`, the account's rows of lives), as `Store.weight`
+    /// computes it; `starting`: counting the live the same statement starts.
+    static func weightSQL(starting: Bool) -> String {
+        starting
+            ? "sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 1 + 0.2 + 1)"
+            : """
+              sqrt(count(*) FILTER (WHERE x.started_at > now() - interval '30 days') + 0.2
+                   + CASE WHEN max(x.started_at) > now() - interval '7 days' THEN 1 ELSE 0 END)
+              """
+    }
+
+    /// When an account of `weight` (an SQL expression) is looked up next: `Pace.interval`, ±10 % at random.
+    static func nextLookupSQL(_ pace: Pace, weight: String) -> String {
+        let target = pace.target.asSeconds
+        return """
+            now() + make_interval(secs =>
+                CASE WHEN \(pace.budgetPerSecond) > 0
+                     THEN greatest(\(target), \(pace.totalWeight) / (\(pace.budgetPerSecond) * greatest(\(weight), 0.01)))
+                     ELSE greatest(\(target), 3600) END * (0.9 + 0.2 * random()))
             """
     }
 }
