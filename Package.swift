@@ -179,6 +179,9 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: strict),
 
+        // What the test targets share: programs run to completion off Swift's cooperative threads.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: strict),
+
         .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
         .testTarget(name: "TTTStoreTests", dependencies: [
@@ -191,9 +194,9 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
-        .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd"]),
+        .testTarget(name: "TTTSystemdTests", dependencies: ["TTTSystemd", "TestSupport"]),
         .testTarget(name: "TTTTikTokTests", dependencies: [
-            "TTTTikTok",
+            "TTTTikTok", "TestSupport",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -207,13 +210,13 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
         ]),
         .testTarget(name: "TTTAnalysisTests", dependencies: [
-            "TTTAnalysis",
+            "TTTAnalysis", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TTTAlertsTests", dependencies: [
-            "TTTAlerts",
+            "TTTAlerts", "TestSupport",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -227,7 +230,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // End to end: the real tttd and tttctl processes, a real PostgreSQL, real sockets.
-        .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims"], exclude: ["Fixtures"]),
+        .testTarget(name: "TTTDaemonTests", dependencies: ["TTTControl", "TTTDomain", "CShims", "TestSupport"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

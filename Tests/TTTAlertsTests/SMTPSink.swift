@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -23,20 +24,9 @@ final class Locked<Value>: @unchecked Sendable {
 
 /// scripts/smtp-sink's Python environment, created once per test process when missing
 /// (`scripts/smtp-sink --setup-only`: aiosmtpd from PyPI into .run/smtp-venv, a few seconds).
-private let environmentReady: Task<Void, any Error> = Task.detached {
-    let process = Process()
-    process.executableURL = repositoryRoot.appendingPathComponent("scripts/smtp-sink")
-    process.arguments = ["--setup-only"]
-    let errors = Pipe()
-    process.standardError = errors
-    process.standardOutput = FileHandle.nullDevice
-    process.standardInput = FileHandle.nullDevice
-    try process.run()
-    let output = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    guard process.terminationStatus == 0 else {
-        throw SinkError("scripts/smtp-sink --setup-only failed: \(String(decoding: output, as: UTF8.self))")
-    }
+private let environmentReady: Task<Void, any Error> = Task {
+    let result = try await runCommand(repositoryRoot.appendingPathComponent("scripts/smtp-sink").path, ["--setup-only"])
+    guard result.status == 0 else { throw SinkError("scripts/smtp-sink --setup-only failed: \(result.stderr)") }
 }
 
 /// A real SMTP server (scripts/smtp-sink: aiosmtpd) on a free port of 127.0.0.1, keeping what it
@@ -117,26 +107,15 @@ final class SMTPSink: @unchecked Sendable {
         try Data(contentsOf: maildir.appendingPathComponent(String(format: "%04d.eml", n)))
     }
 
-    func stop() {
+    func stop() async {
         try? lifeline.fileHandleForWriting.close()
         let pid = process.processIdentifier
         // It exits at the end of its input; one that does not within 5 s is killed.
         let killer = DispatchWorkItem { kill(pid, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + 5, execute: killer)
-        reap(pid)
+        _ = await exitStatus(of: process)
         killer.cancel()
         try? FileManager.default.removeItem(at: maildir)
-    }
-
-    /// Waits for the sink's end with `waitpid` rather than `waitUntilExit`: Foundation on Linux
-    /// learns that a child ended when a socket the child inherited closes, and a process another
-    /// test spawns at the same moment may inherit that socket too (swift-corelibs-foundation#4795).
-    /// `waitUntilExit` then spun for ever on a sink long gone (a zombie), holding one of the test
-    /// pool's threads (a CI dry run hung there).
-    private func reap(_ pid: pid_t) {
-        var status: Int32 = 0
-        // ECHILD: Foundation reaped it first.
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 }
 
@@ -144,6 +123,11 @@ final class SMTPSink: @unchecked Sendable {
 func withSink(_ arguments: [String] = [], environment: [String: String] = [:],
               _ body: (SMTPSink) async throws -> Void) async throws {
     let sink = try await SMTPSink.start(arguments, environment: environment)
-    defer { sink.stop() }
-    try await body(sink)
+    do {
+        try await body(sink)
+    } catch {
+        await sink.stop()
+        throw error
+    }
+    await sink.stop()
 }

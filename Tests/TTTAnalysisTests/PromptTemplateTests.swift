@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 @testable import TTTAnalysis
 
@@ -70,17 +71,10 @@ private func loadError(_ yaml: String) throws -> PromptError? {
         #expect(rendered.user.contains("\(rendered.open)\n{{open}}\n\(rendered.close)"))
     }
 
-    @Test func sha256IsTheFilesAndStable() throws {
+    @Test func sha256IsTheFilesAndStable() async throws {
         let template = try PromptTemplate.load(path: moderationPrompt)
         #expect(try PromptTemplate.load(path: moderationPrompt).sha256 == template.sha256)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
-        process.arguments = [moderationPrompt]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let output = try await runCommand("/usr/bin/sha256sum", [moderationPrompt]).stdout
         #expect(output.hasPrefix(template.sha256 + " "))
 
         try withTemporaryDirectory { directory in

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `tttd check-config` and `tttd --version` as processes, with no TTTD_* inherited from the caller.

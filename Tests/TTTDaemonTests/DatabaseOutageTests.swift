@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -76,7 +77,7 @@ final class PrivateCluster: @unchecked Sendable {
         process.environment = environment
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        if (try? process.run()) != nil { process.waitUntilExit() }
+        if (try? process.run()) != nil { _ = waitForEnd(of: process) }
     }
 
     /// A TCP port nobody uses now: bind 127.0.0.1:0 and read what the kernel chose.

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -49,68 +50,6 @@ final class TemporaryDirectory: @unchecked Sendable {
     func file(_ name: String) -> String { path + "/" + name }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
-}
-
-/// Result of a finished command.
-struct CommandResult: Sendable, CustomStringConvertible {
-    var status: Int32
-    var stdout: String
-    var stderr: String
-
-    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
-}
-
-/// Starts blocking work (a read to end of file, a wait on a condition) on a thread of its own.
-/// Not on Dispatch's global queue: on Linux, when all of its threads block it adds one about once
-/// a second, so in a full test run (dozens of readers blocked for the life of their process) work
-/// queued there waited for tens of seconds — a psql call, or a 1 s wait, took 30.
-func onOwnThread(_ work: @escaping @Sendable () -> Void) {
-    Thread.detachNewThread(work)
-}
-
-/// Runs a program to completion without blocking Swift's cooperative threads.
-func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil,
-                input: Data? = nil) async throws -> CommandResult {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let out = Pipe(), err = Pipe()
-    process.standardOutput = out
-    process.standardError = err
-    let inputPipe = Pipe()
-    process.standardInput = input == nil ? FileHandle.nullDevice : inputPipe
-    return try await withCheckedThrowingContinuation { continuation in
-        onOwnThread {
-            do {
-                try process.run()
-                if let input {
-                    inputPipe.fileHandleForWriting.write(input)
-                    try? inputPipe.fileHandleForWriting.close()
-                }
-                // Read both pipes fully before waiting, so a chatty child cannot block on a full pipe.
-                let group = DispatchGroup()
-                let stdoutData = Box(Data())
-                group.enter()
-                onOwnThread { stdoutData.value = out.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-                let stderrData = err.fileHandleForReading.readDataToEndOfFile()
-                group.wait()
-                process.waitUntilExit()
-                continuation.resume(returning: CommandResult(
-                    status: process.terminationStatus,
-                    stdout: String(decoding: stdoutData.value, as: UTF8.self),
-                    stderr: String(decoding: stderrData, as: UTF8.self)))
-            } catch {
-                continuation.resume(throwing: error)
-            }
-        }
-    }
-}
-
-/// A value handed between threads under the DispatchGroup's happens-before.
-final class Box<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
 }
 
 /// A database of its own for each test, in the shared test cluster.

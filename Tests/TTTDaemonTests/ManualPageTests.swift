@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// man/tttctl.1 and man/tttd.8 are generated from the command definitions (`make man`) and

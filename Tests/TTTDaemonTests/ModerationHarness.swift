@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 #if canImport(Glibc)
@@ -109,7 +110,7 @@ final class FixtureServer: @unchecked Sendable {
     func stop() {
         lifeline.cut()
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
+        _ = waitForEnd(of: process)
     }
 
     deinit {

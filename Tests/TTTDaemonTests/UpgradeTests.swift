@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// A database made by the previous release, migrated by the real tttd when it starts. The fixture,

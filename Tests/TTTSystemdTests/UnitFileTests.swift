@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -23,24 +24,14 @@ struct UnitFileTests {
         var lines: [String] { text.split(separator: "\n").map(String.init) }
     }
 
-    /// Runs a program to completion, stdout and stderr merged (one pipe: no deadlock on a full pipe).
-    static func run(_ executable: String, _ arguments: [String]) throws -> Output {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
+    /// Runs a program to completion; what it printed, standard output then standard error.
+    static func run(_ executable: String, _ arguments: [String]) async throws -> Output {
         var environment = ProcessInfo.processInfo.environment
         environment["SYSTEMD_COLORS"] = "0"
         environment["SYSTEMD_PAGER"] = "cat"
         environment["SYSTEMD_LOG_COLOR"] = "0"
-        process.environment = environment
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Output(status: process.terminationStatus, text: String(decoding: data, as: UTF8.self))
+        let result = try await runCommand(executable, arguments, environment: environment)
+        return Output(status: result.status, text: result.stdout + result.stderr)
     }
 
     /// A scratch folder, removed by the caller.
@@ -70,8 +61,8 @@ struct UnitFileTests {
     /// What `systemd-analyze verify` says is wrong with the unit: its exit status when not 0, and
     /// every output line about tttd.service (unknown keys, unparsable values, missing executables
     /// are warnings with exit status 0; lines about other units of the host are not ours).
-    static func verifyProblems(_ unit: URL) throws -> [String] {
-        let out = try run(systemdAnalyze, ["verify", unit.path])
+    static func verifyProblems(_ unit: URL) async throws -> [String] {
+        let out = try await run(systemdAnalyze, ["verify", unit.path])
         var problems = out.lines.filter { $0.contains("tttd.service") }
         if out.status != 0 {
             problems.append("systemd-analyze verify exited with \(out.status): \(out.text)")
@@ -79,10 +70,10 @@ struct UnitFileTests {
         return problems
     }
 
-    @Test func verifyFindsNoProblem() throws {
+    @Test func verifyFindsNoProblem() async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let problems = try Self.verifyProblems(try Self.verifiableCopy(in: dir))
+        let problems = try await Self.verifyProblems(try Self.verifiableCopy(in: dir))
         #expect(problems.isEmpty, "systemd-analyze verify: \(problems.joined(separator: "\n"))")
     }
 
@@ -93,19 +84,19 @@ struct UnitFileTests {
         ("Type=notify", "Type=notifyy"),
         ("ExecStart=/bin/true", "ExecStart=/nonexistent/tttd"),
     ])
-    func verifyCatchesMistakes(original: String, broken: String) throws {
+    func verifyCatchesMistakes(original: String, broken: String) async throws {
         let dir = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: dir) }
         let unit = try Self.verifiableCopy(in: dir) { text in
             #expect(text.contains(original))
             return text.replacingOccurrences(of: original, with: broken)
         }
-        let problems = try Self.verifyProblems(unit)
+        let problems = try await Self.verifyProblems(unit)
         #expect(!problems.isEmpty, "verify found nothing wrong after \(original) → \(broken)")
     }
 
-    @Test func securityExposureIsAtMostTwo() throws {
-        let out = try Self.run(Self.systemdAnalyze, ["security", "--offline=true", Self.unitURL.path])
+    @Test func securityExposureIsAtMostTwo() async throws {
+        let out = try await Self.run(Self.systemdAnalyze, ["security", "--offline=true", Self.unitURL.path])
         let pattern = try Regex(#"Overall exposure level for tttd\.service: ([0-9]+(\.[0-9]+)?)"#)
         let line = out.lines.first { $0.contains("Overall exposure level") }
         let match = try line.flatMap { try pattern.firstMatch(in: $0) }
@@ -153,7 +144,7 @@ struct UnitFileTests {
 
     /// sysusers creates the user and both groups; tmpfiles then creates the folders with their
     /// modes (and owners, when we may chown: as root).
-    @Test func sysusersAndTmpfilesApply() throws {
+    @Test func sysusersAndTmpfilesApply() async throws {
         let root = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: root) }
         let fm = FileManager.default
@@ -165,7 +156,7 @@ struct UnitFileTests {
         }
         try fm.createDirectory(at: root.appendingPathComponent("etc"), withIntermediateDirectories: true)
 
-        let sysusers = try Self.run("/usr/bin/systemd-sysusers", ["--root=\(root.path)", "tttd.conf"])
+        let sysusers = try await Self.run("/usr/bin/systemd-sysusers", ["--root=\(root.path)", "tttd.conf"])
         #expect(sysusers.status == 0, "systemd-sysusers: \(sysusers.text)")
         let passwd = try String(contentsOf: root.appendingPathComponent("etc/passwd"), encoding: .utf8)
         let group = try String(contentsOf: root.appendingPathComponent("etc/group"), encoding: .utf8)
@@ -173,7 +164,7 @@ struct UnitFileTests {
         #expect(group.split(separator: "\n").contains { $0.hasPrefix("tttd:") })
         #expect(group.split(separator: "\n").contains { $0.hasPrefix("tttd-admin:") })
 
-        let tmpfiles = try Self.run("/usr/bin/systemd-tmpfiles", ["--root=\(root.path)", "--create", "tttd.conf"])
+        let tmpfiles = try await Self.run("/usr/bin/systemd-tmpfiles", ["--root=\(root.path)", "--create", "tttd.conf"])
         let isRoot = getuid() == 0
         // Without root, chown is refused (and only that); any other complaint is a real problem.
         let complaints = tmpfiles.lines.filter { !(!isRoot && $0.contains("fchownat()") && $0.contains("Operation not permitted")) }

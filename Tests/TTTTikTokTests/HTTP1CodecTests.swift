@@ -168,15 +168,15 @@ struct HTTP1CodecTests {
     }
 
     @Test("gzip and deflate bodies are inflated, under the same limit")
-    func compressed() throws {
+    func compressed() async throws {
         let json = Data(#"{"data":{"user":{"roomId":"7390000000000000001"}}}"#.utf8)
-        for (encoding, body) in [("gzip", try gzipped(json)), ("deflate", try zlibCompressed(json))] {
+        for (encoding, body) in [("gzip", try await gzipped(json)), ("deflate", try await zlibCompressed(json))] {
             let answer = try #require(try read(Array("HTTP/1.1 200 OK\r\nContent-Encoding: \(encoding)\r\nContent-Length: \(body.count)\r\n\r\n".utf8) + body))
             #expect(Array(answer.body.readableBytesView) == Array(json), "\(encoding)")
         }
-        let bomb = try gzipped(Data(repeating: 0x20, count: 64 * 1024))
+        let bomb = try await gzipped(Data(repeating: 0x20, count: 64 * 1024))
         #expect(failure(Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(bomb.count)\r\n\r\n".utf8) + bomb) == .tooLarge)
-        let cut = try gzipped(json).dropLast(12)
+        let cut = try await gzipped(json).dropLast(12)
         #expect(isProtocolError(failure(Array("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: \(cut.count)\r\n\r\n".utf8) + cut)))
     }
 
@@ -207,6 +207,6 @@ struct HTTP1CodecTests {
 }
 
 /// `bytes` zlib-wrapped (HTTP's "deflate"), by Python's zlib.
-func zlibCompressed(_ bytes: Data) throws -> Data {
-    try run("/usr/bin/env", ["python3", "-c", "import sys, zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))"], input: bytes)
+func zlibCompressed(_ bytes: Data) async throws -> Data {
+    try await run("/usr/bin/env", ["python3", "-c", "import sys, zlib; sys.stdout.buffer.write(zlib.compress(sys.stdin.buffer.read()))"], input: bytes)
 }

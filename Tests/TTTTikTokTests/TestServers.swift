@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -86,17 +87,15 @@ struct TestCertificate: Sendable {
     var certificatePath: String
     var keyPath: String
 
-    /// For `localhost` and 127.0.0.1, made once per test process.
-    static let localhost: Result<TestCertificate, any Error> = Result {
-        try make(subjectAltName: "DNS:localhost,IP:127.0.0.1")
-    }
+    /// For `localhost` and 127.0.0.1, made once per test process (`try await localhost.value`).
+    static let localhost = Task { try await make(subjectAltName: "DNS:localhost,IP:127.0.0.1") }
 
-    static func make(subjectAltName: String) throws -> TestCertificate {
+    static func make(subjectAltName: String) async throws -> TestCertificate {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tttd-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let key = directory.appendingPathComponent("k.pem").path
         let certificate = directory.appendingPathComponent("c.pem").path
-        try run("/usr/bin/env", ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+        try await run("/usr/bin/env", ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
                                  "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=\(subjectAltName)"])
         return TestCertificate(certificatePath: certificate, keyPath: key)
     }
@@ -122,42 +121,17 @@ struct ProcessFailure: Error, CustomStringConvertible {
 
 /// Runs a command to completion; its standard output, or a failure with its standard error.
 @discardableResult
-func run(_ executable: String, _ arguments: [String], input: Data? = nil) throws -> Data {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = Pipe()
-    let errors = Pipe()
-    let stdin = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    process.standardInput = stdin
-    try process.run()
-    // Read both pipes concurrently with writing the input, so that no pipe fills up and blocks.
-    let collected = Locked<(Data, Data)>((Data(), Data()))
-    let group = DispatchGroup()
-    DispatchQueue.global().async(group: group) {
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        collected.withLock { $0.0 = data }
+func run(_ executable: String, _ arguments: [String], input: Data? = nil) async throws -> Data {
+    let result = try await runCommand(executable, arguments, input: input)
+    guard result.status == 0 else {
+        throw ProcessFailure(description: "\(arguments.first ?? executable) failed: \(result.stderr)")
     }
-    DispatchQueue.global().async(group: group) {
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        collected.withLock { $0.1 = data }
-    }
-    if let input { stdin.fileHandleForWriting.write(input) }
-    try stdin.fileHandleForWriting.close()
-    group.wait()
-    process.waitUntilExit()
-    let (out, err) = collected.withLock { $0 }
-    guard process.terminationStatus == 0 else {
-        throw ProcessFailure(description: "\(arguments.first ?? executable) failed: \(String(decoding: err, as: UTF8.self))")
-    }
-    return out
+    return result.output
 }
 
 /// `bytes` compressed by the `gzip` CLI.
-func gzipped(_ bytes: Data) throws -> Data {
-    try run("/usr/bin/env", ["gzip", "-c", "-n"], input: bytes)
+func gzipped(_ bytes: Data) async throws -> Data {
+    try await run("/usr/bin/env", ["gzip", "-c", "-n"], input: bytes)
 }
 
 // MARK: - HTTP/1.1 origin server
@@ -171,6 +145,8 @@ struct RecordedRequest: Sendable {
     var method: HTTPMethod
     var uri: String
     var headers: HTTPHeaders
+    /// When its end was read, on the server's event loop.
+    var arrived = ContinuousClock.now
 
     var path: String { String(uri.prefix { $0 != "?" }) }
     var query: [String: String] {
@@ -215,9 +191,13 @@ final class TestHTTPServer: Sendable {
     let connectionsClosed = EventCounter()
     let requestsReceived = EventCounter()
     private let recorded = Mutex<[RecordedRequest]>([])
+    private let closings = Mutex<[Int: ContinuousClock.Instant]>([:])
     private let children = Mutex<[any Channel]>([])
 
     var requests: [RecordedRequest] { recorded.withLock { $0 } }
+    /// When connection `number` (1 for the first accepted) was seen closed, on the server's event
+    /// loop: timings the test's own clock would stretch by any wait for a cooperative thread.
+    func closed(connection number: Int) -> ContinuousClock.Instant? { closings.withLock { $0[number] } }
     /// `http://127.0.0.1:PORT`, or `https://…` when the server speaks TLS.
     let baseURL: String
 
@@ -252,8 +232,12 @@ final class TestHTTPServer: Sendable {
     private func accepted(_ channel: any Channel) -> Int {
         children.withLock { $0.append(channel) }
         connectionsAccepted.increment()
-        channel.closeFuture.whenComplete { _ in self.connectionsClosed.increment() }
-        return connectionsAccepted.value
+        let number = connectionsAccepted.value
+        channel.closeFuture.whenComplete { _ in
+            self.closings.withLock { $0[number] = .now }
+            self.connectionsClosed.increment()
+        }
+        return number
     }
 
     fileprivate func record(_ request: RecordedRequest) {
