@@ -32,6 +32,10 @@ RUN_PG_DIR ?= .run/pg
 RUN_PG_PORT ?= 54329
 TEST_PG_DIR ?= .run/test-pg
 TEST_PG_PORT ?= 54330
+# Tests running at once. All at once (hundreds, most starting processes: tttd, tttsim, PostgreSQL
+# databases, Python servers) kept a 2-core machine so busy for the first minute that a test's
+# awaits waited tens of seconds and timeouts measured the queue; 16 finishes as soon.
+TEST_WIDTH ?= 16
 # Seconds of `make fuzz` per target.
 FUZZ_SECONDS ?= 300
 
@@ -104,7 +108,7 @@ test:
 	TTT_TEST_BIN_DIR=$$(swift build --show-bin-path)
 	export TTT_TEST_DATABASE_URL TTT_TEST_PG_BIN TTT_TEST_BIN_DIR
 	echo "==> swift test (TTT_TEST_DATABASE_URL=$$TTT_TEST_DATABASE_URL TTT_TEST_PG_BIN=$$TTT_TEST_PG_BIN TTT_TEST_BIN_DIR=$$TTT_TEST_BIN_DIR)"
-	swift test
+	swift test --experimental-maximum-parallelization-width $(TEST_WIDTH)
 
 bench:
 	@shopt -s nullglob

@@ -223,7 +223,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "TTTSimTests", dependencies: [
-            "TTTSim", "TTTDomain",
+            "TTTSim", "TTTDomain", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -188,7 +188,10 @@ final class DaemonProcess: @unchecked Sendable {
     let notify: NotifyListener
     let process = Process()
     private let stderrPipe = Pipe()
+    /// Signalled once tttd ended, its status in `endStatus` (waitid, not Foundation's termination
+    /// handler: see `waitForEnd(of:)`).
     private let exited = DispatchSemaphore(value: 0)
+    private let endStatus = Box<Int32>(0)
     private let output = NSCondition()
     private var stderrData = Data()
     /// tttd's stderr reached its end: everything it wrote is in `stderrData`.
@@ -224,12 +227,15 @@ final class DaemonProcess: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = stderrPipe
         process.standardInput = FileHandle.nullDevice
-        process.terminationHandler = { [exited] _ in exited.signal() }
     }
 
     /// Starts tttd and waits for READY=1.
     func start(waitForReady: Bool = true) async throws {
         try process.run()
+        onOwnThread { [process, endStatus, exited] in
+            endStatus.value = waitForEnd(of: process)
+            exited.signal()
+        }
         let handle = stderrPipe.fileHandleForReading
         onOwnThread { [weak self] in
             while true {
@@ -304,7 +310,7 @@ final class DaemonProcess: @unchecked Sendable {
                 continuation.resume()
             }
         }
-        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return endStatus.value
     }
 
     func stop() async throws -> Int32 {

@@ -52,7 +52,8 @@ struct UpgradeTests {
 
         let daemon = try DaemonProcess(database: database, extraConfig: Self.config)
         try await daemon.start()
-        #expect(daemon.log.contains("database schema migrated"), "\(daemon.log)")
+        // Logged before READY=1, but read from its stderr by a thread of the harness's own.
+        try await daemon.waitForLog("the migration", timeout: 30) { $0.contains("database schema migrated") }
 
         // The schema is the one a fresh database gets from this tttd: same versions, same tables,
         // columns, constraints, indexes, functions and triggers.

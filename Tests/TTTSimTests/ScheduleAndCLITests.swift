@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Synchronization
+import TestSupport
 import Testing
 @testable import TTTSim
 
@@ -49,8 +50,6 @@ import Testing
         let stdout = Pipe()
         process.standardOutput = stdout
         process.standardError = FileHandle.nullDevice
-        let exited = AsyncStream.makeStream(of: Int32.self)
-        process.terminationHandler = { exited.continuation.yield($0.terminationStatus) }
         try process.run()
         defer { if process.isRunning { process.terminate() } }
 
@@ -81,8 +80,7 @@ import Testing
             }
             let start = ContinuousClock.now
             process.interrupt()  // SIGINT, handled like SIGTERM
-            let status = await exited.stream.first { _ in true }
-            #expect(status == 0)
+            #expect(await exitStatus(of: process) == 0)
             // An open stream must not hold the shutdown up (a graceful shutdown waiting on it would
             // never end); the bound is a hang guard, not a speed target, on a loaded machine.
             #expect(start.duration(to: .now) < .seconds(60))

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HummingbirdTesting
 import Logging
+import TestSupport
 import Testing
 @testable import TTTSim
 
@@ -87,10 +88,8 @@ func run(_ arguments: [String]) async throws -> (status: Int32, stdout: Data, st
     process.standardOutput = try FileHandle(forWritingTo: out)
     process.standardError = try FileHandle(forWritingTo: err)
     let start = ContinuousClock.now
-    let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
-        do { try process.run() } catch { continuation.resume(throwing: error) }
-    }
+    try process.run()
+    let status = await exitStatus(of: process)
     let elapsed = start.duration(to: .now)
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
     return (status, try Data(contentsOf: out), String(decoding: try Data(contentsOf: err), as: UTF8.self), seconds)

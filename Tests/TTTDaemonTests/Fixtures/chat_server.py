@@ -47,7 +47,7 @@ Control endpoints:
                      the response_format types the server accepts (others get a 400 before the
                      queue is looked at; default: both), and the rule's word lists (violence,
                      dehumanization, stigmatization, viral, manipulation) to replace.
-  GET    /_requests  every chat request received: [{"n", "t", "path", "model", "response_format"
+  GET    /_requests  every chat request received: [{"n", "t" (when its head was read), "path", "model", "response_format"
                      (its type, or null), "system", "user", "nonce", "blocks" (the texts between
                      the markers, in order), "window" (the third block), "answer" (what was done),
                      "body" (the request as parsed)}]
@@ -232,6 +232,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(404, {"error": {"message": "not found", "type": "invalid_request_error"}})
 
     def do_POST(self) -> None:
+        # Taken first: reading and parsing the body (the prompt is kilobytes) adds the load's delays.
+        arrived = round(time.monotonic() - START, 3)
         body = self.read_body()
         state = self.server.state
         if self.path == "/_script":
@@ -262,11 +264,11 @@ class Handler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             return self.send_json(404, {"error": {"message": f"Unknown request URL: POST {self.path}",
                                                   "type": "invalid_request_error", "code": "unknown_url"}})
-        self.chat(body)
+        self.chat(body, arrived)
 
     # ---- chat
 
-    def chat(self, raw: bytes) -> None:
+    def chat(self, raw: bytes, arrived: float) -> None:
         state = self.server.state
         try:
             request = json.loads(raw)
@@ -286,7 +288,7 @@ class Handler(BaseHTTPRequestHandler):
         response_format = request.get("response_format")
         format_type = response_format.get("type") if isinstance(response_format, dict) else None
         entry = {
-            "n": 0, "t": round(time.monotonic() - START, 3), "path": self.path, "model": request.get("model"),
+            "n": 0, "t": arrived, "path": self.path, "model": request.get("model"),
             "response_format": format_type, "system": system, "user": user, "nonce": nonce, "blocks": blocks,
             "window": window, "answer": None, "body": request,
         }
