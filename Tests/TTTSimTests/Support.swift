@@ -72,27 +72,13 @@ func rawIntegers(_ key: String, in text: String) -> [Int64] {
     return results
 }
 
-/// Runs a command with output to files (no pipe deadlocks); returns status, stdout, stderr, seconds.
+/// Runs a command to completion; returns status, stdout, stderr, seconds.
 func run(_ arguments: [String]) async throws -> (status: Int32, stdout: Data, stderr: String, seconds: Double) {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tttsim-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-    defer { try? FileManager.default.removeItem(at: directory) }
-    let out = directory.appendingPathComponent("out")
-    let err = directory.appendingPathComponent("err")
-    _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-    _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = arguments
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = try FileHandle(forWritingTo: out)
-    process.standardError = try FileHandle(forWritingTo: err)
     let start = ContinuousClock.now
-    try process.run()
-    let status = await exitStatus(of: process)
+    let result = try await runCommand("/usr/bin/env", arguments)
     let elapsed = start.duration(to: .now)
     let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-    return (status, try Data(contentsOf: out), String(decoding: try Data(contentsOf: err), as: UTF8.self), seconds)
+    return (result.status, result.output, result.stderr, seconds)
 }
 
 /// A 440 Hz tone of `seconds` as WAV, made with ffmpeg.
