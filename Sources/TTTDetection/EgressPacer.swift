@@ -16,19 +16,31 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 }
 
 /// The request budget of one egress (the direct connection or one proxy): two request starts are
-/// `1.02/rate` apart on average, ±3 % at random, and never less than `0.99/rate` — also when the
-/// machine wakes several waiting requests late at once. Jitter that never makes a burst: any one
-/// second holds at most 1 + rate/0.99 starts, and 98 % of the budget is used. A block signal or a
+/// `1.02/rate` apart on average, ±3 % at random, and never less than `0.99/rate`. Jitter that never
+/// makes a burst: any one second holds at most 1 + rate/0.99 starts, and 98 % of the budget is used.
+/// One waiting request at a time — the one whose turn it is — waits for its start; the others
+/// queue behind it, and a timer wakes the next at its own start: a request wakes once, however late
+/// the machine wakes it (waking each at a start fixed in advance, then sleeping again when the one
+/// before had started late, cost seven wake-ups a request on a busy machine). A block signal or a
 /// 429 pauses the egress (Retry-After when given) and cuts its rate, for the requests already
-/// waiting for their slot too; it recovers step by step.
+/// waiting too; it recovers step by step.
 actor EgressPacer {
 
     let name: String
     private var rate: Double
     private let concurrency: Int
     private var factor = 1.0
-    private var nextSlot = ContinuousClock.now
     private var lastStart: ContinuousClock.Instant?
+    /// When the last request was due. The next is timed from there, so that a late wake-up (a busy
+    /// machine) does not lengthen every gap; a gap back at most, so that an egress that was idle
+    /// does not make up for lost time with a run of requests at the shortest gap.
+    private var lastDue: ContinuousClock.Instant?
+    /// The gap after `lastDue`, in spacings at the current rate: 0.99–1.05, drawn at each start.
+    private var nextGap = 1.0
+    /// Whether a request waits for its start (or is about to be woken for it); the ones after it
+    /// wait in `queued`, in order.
+    private var timing = false
+    private var queued: [UnsafeContinuation<Void, Never>] = []
     private var pausedUntil = ContinuousClock.now
     private var lastBlockAt: ContinuousClock.Instant?
     private var lastRaise = ContinuousClock.now
@@ -56,40 +68,55 @@ actor EgressPacer {
 
     func setRate(_ rate: Double) { self.rate = rate }
 
-    /// Waits for the next slot and a free place; the caller must `finish` afterwards.
+    /// Waits for a free place and the next start; the caller must `finish` afterwards.
     func acquire() async throws {
         while inFlight >= concurrency {
             await withCheckedContinuation { waiters.append($0) }
         }
         inFlight += 1
+        // Resumed at its start by the timer the request before set as it started; `timing` stays
+        // set meanwhile, so a request arriving in between queues behind this one.
+        if timing { await withUnsafeContinuation { queued.append($0) } }
+        timing = true
+        defer { passTurn() }
         let clock = ContinuousClock()
-        var start = max(nextSlot, clock.now, pausedUntil)
-        nextSlot = start + jitteredGap()
+        var earliest = earliestStart
         do {
-            // Checked again on waking, when other requests may have started or a block come meanwhile.
-            while true {
-                try await LoopSleep.sleep(until: start)
-                var earliest = pausedUntil
-                if let lastStart { earliest = max(earliest, lastStart + shortestGap) }
-                if clock.now >= earliest { break }
-                start = earliest
+            // Checked again on waking: a block may have come, or the rate changed, meanwhile.
+            while clock.now < earliest {
+                try await LoopSleep.sleep(until: earliest)
+                earliest = earliestStart
             }
+            try Task.checkCancellation()
         } catch {
             release()
             throw error
         }
-        let started = clock.now
-        lastStart = started
-        // A late start (a busy machine, a block) must not make the next slots come sooner.
-        nextSlot = max(nextSlot, started + jitteredGap())
+        let now = clock.now
+        lastDue = max(earliest, now - spacing)
+        lastStart = now
+        nextGap = Double.random(in: 0.99..<1.05, using: &random)
         requests += 1
     }
 
-    /// The gap between two requests at the current rate: 0.99–1.05 times its inverse.
-    private func jitteredGap() -> Duration {
-        .seconds(Double.random(in: 0.99..<1.05, using: &random) / max(rate * factor, 1e-6))
+    private var earliestStart: ContinuousClock.Instant {
+        guard let lastStart, let lastDue else { return pausedUntil }
+        return max(pausedUntil, lastDue + spacing * nextGap, lastStart + spacing * 0.99)
     }
-    private var shortestGap: Duration { .seconds(0.99 / max(rate * factor, 1e-6)) }
+
+    /// The gap between two requests at the current rate, before jitter.
+    private var spacing: Duration { .seconds(1 / max(rate * factor, 1e-6)) }
+
+    /// Hands the turn to the next request queued, woken at its start rather than now only to sleep.
+    private func passTurn() {
+        guard !queued.isEmpty else {
+            timing = false
+            return
+        }
+        let next = queued.removeFirst()
+        let delay = ContinuousClock.now.duration(to: earliestStart)
+        if delay > .zero { _ = LoopTimer.after(delay) { next.resume() } } else { next.resume() }
+    }
 
     /// Ends a request; a block signal slows this egress down.
     func finish(block: BlockSignal?) {
@@ -132,7 +159,6 @@ actor EgressPacer {
             lastBlock = "403"
         }
         pausedUntil = max(pausedUntil, now + pause)
-        nextSlot = max(nextSlot, pausedUntil)
     }
 
     private func release() {

@@ -59,4 +59,30 @@ struct EgressPacerTests {
         }
         Issue.record("the four requests started before the second 429 in each of three tries: the runner was starved")
     }
+
+    @Test("a request cancelled while it waits for its start hands its turn on: the one queued behind it still starts")
+    func cancelledTurnPassesOn() async throws {
+        let pacer = EgressPacer(name: "direct", rate: 2, concurrency: 4)
+        try await pacer.acquire()
+        let started = ContinuousClock.now
+        // The first waits for its start (about 500 ms away), the second queues behind it.
+        let first = Task { try await pacer.acquire() }
+        while await pacer.inFlight < 2 { await Task.yield() }
+        let second = Task { try await pacer.acquire() }
+        while await pacer.inFlight < 3 { await Task.yield() }
+        first.cancel()
+        await #expect(throws: CancellationError.self) { try await first.value }
+        // A request stuck in the queue cannot be cancelled: wait for it 10 s at most, then fail.
+        let (outcome, report) = AsyncStream.makeStream(of: Bool.self)
+        Task { report.yield((try? await second.value) != nil) }
+        Task { try? await Task.sleep(for: .seconds(10)); report.yield(false) }
+        var outcomes = outcome.makeAsyncIterator()
+        let secondStarted = await outcomes.next() ?? false
+        #expect(secondStarted, "the request queued behind the cancelled one never started")
+        guard secondStarted else { return }
+        // Spaced from the last request that started (0.99 × 500 ms at least), not from the cancelled one.
+        #expect(ContinuousClock.now - started >= .milliseconds(490))
+        #expect(await pacer.inFlight == 2)
+        #expect(await pacer.snapshot().requests == 2)
+    }
 }
