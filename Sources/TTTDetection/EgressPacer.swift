@@ -18,12 +18,12 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 /// The request budget of one egress (the direct connection or one proxy): two request starts are
 /// `1.02/rate` apart on average, ±3 % at random, and never less than `0.99/rate`. Jitter that never
 /// makes a burst: any one second holds at most 1 + rate/0.99 starts, and 98 % of the budget is used.
-/// One waiting request at a time — the one whose turn it is — waits for its start; the others
-/// queue behind it, and a timer wakes the next at its own start: a request wakes once, however late
-/// the machine wakes it (waking each at a start fixed in advance, then sleeping again when the one
-/// before had started late, cost seven wake-ups a request on a busy machine). A block signal or a
-/// 429 pauses the egress (Retry-After when given) and cuts its rate, for the requests already
-/// waiting too; it recovers step by step.
+/// One waiting request at a time — the one whose turn it is — sleeps until its start; the others
+/// queue behind it without a timer. A request's timer wakes it once, however late the machine runs
+/// (waking each at a start fixed in advance, then sleeping again when the one before had started
+/// late, cost seven wake-ups a request on a busy machine). A block signal or a 429 pauses the egress
+/// (Retry-After when given) and cuts its rate, for the requests already waiting too; it recovers
+/// step by step.
 actor EgressPacer {
 
     let name: String
@@ -74,8 +74,8 @@ actor EgressPacer {
             await withCheckedContinuation { waiters.append($0) }
         }
         inFlight += 1
-        // Resumed at its start by the timer the request before set as it started; `timing` stays
-        // set meanwhile, so a request arriving in between queues behind this one.
+        // Resumed by the request before as it starts (or gives up); `timing` stays set meanwhile,
+        // so a request arriving in between queues behind this one.
         if timing { await withUnsafeContinuation { queued.append($0) } }
         timing = true
         defer { passTurn() }
@@ -107,15 +107,11 @@ actor EgressPacer {
     /// The gap between two requests at the current rate, before jitter.
     private var spacing: Duration { .seconds(1 / max(rate * factor, 1e-6)) }
 
-    /// Hands the turn to the next request queued, woken at its start rather than now only to sleep.
+    /// Hands the turn to the next request queued, which sleeps until its start. Resumed now rather
+    /// than by a timer at its start: its sleep is what a stop cancels, even while the egress is
+    /// paused for a block.
     private func passTurn() {
-        guard !queued.isEmpty else {
-            timing = false
-            return
-        }
-        let next = queued.removeFirst()
-        let delay = ContinuousClock.now.duration(to: earliestStart)
-        if delay > .zero { _ = LoopTimer.after(delay) { next.resume() } } else { next.resume() }
+        if queued.isEmpty { timing = false } else { queued.removeFirst().resume() }
     }
 
     /// Ends a request; a block signal slows this egress down.

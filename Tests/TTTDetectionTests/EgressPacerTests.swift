@@ -72,17 +72,42 @@ struct EgressPacerTests {
         while await pacer.inFlight < 3 { await Task.yield() }
         first.cancel()
         await #expect(throws: CancellationError.self) { try await first.value }
-        // A request stuck in the queue cannot be cancelled: wait for it 10 s at most, then fail.
-        let (outcome, report) = AsyncStream.makeStream(of: Bool.self)
-        Task { report.yield((try? await second.value) != nil) }
-        Task { try? await Task.sleep(for: .seconds(10)); report.yield(false) }
-        var outcomes = outcome.makeAsyncIterator()
-        let secondStarted = await outcomes.next() ?? false
+        let secondStarted = await within(.seconds(10)) { (try? await second.value) != nil }
         #expect(secondStarted, "the request queued behind the cancelled one never started")
         guard secondStarted else { return }
         // Spaced from the last request that started (0.99 × 500 ms at least), not from the cancelled one.
         #expect(ContinuousClock.now - started >= .milliseconds(490))
         #expect(await pacer.inFlight == 2)
         #expect(await pacer.snapshot().requests == 2)
+    }
+
+    @Test("a stop while the egress is paused for a block ends every waiting request at once, not when the pause ends")
+    func stopDuringPause() async throws {
+        let pacer = EgressPacer(name: "direct", rate: 10, concurrency: 4)
+        try await pacer.acquire()
+        await pacer.finish(block: .tooManyRequests(retryAfter: .seconds(600)))
+        // One waits for the pause's end, two queue behind it.
+        let waiting = (0..<3).map { _ in Task { try await pacer.acquire() } }
+        while await pacer.inFlight < 3 { await Task.yield() }
+        for request in waiting { request.cancel() }
+        let allEnded = await within(.seconds(10)) {
+            for request in waiting {
+                if (try? await request.value) != nil { return false }
+            }
+            return true
+        }
+        #expect(allEnded, "a waiting request outlived the stop, or started during the pause")
+        #expect(await pacer.inFlight == 0)
+        #expect(await pacer.snapshot().requests == 1)
+    }
+
+    /// Whether `body` returns true within `limit`: a request stuck in the pacer's queue cannot be
+    /// cancelled, so a broken hand-over would otherwise hang the test run.
+    private func within(_ limit: Duration, _ body: @escaping @Sendable () async -> Bool) async -> Bool {
+        let (outcome, report) = AsyncStream.makeStream(of: Bool.self)
+        Task { report.yield(await body()) }
+        Task { try? await Task.sleep(for: limit); report.yield(false) }
+        var outcomes = outcome.makeAsyncIterator()
+        return await outcomes.next() ?? false
     }
 }
