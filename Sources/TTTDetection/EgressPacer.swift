@@ -37,8 +37,8 @@ actor EgressPacer {
     private var lastDue: ContinuousClock.Instant?
     /// The gap after `lastDue`, in spacings at the current rate: 0.99–1.05, drawn at each start.
     private var nextGap = 1.0
-    /// Whether a request waits for its start (or is about to be woken for it); the ones after it
-    /// wait in `queued`, in order.
+    /// Whether a request holds the turn: it waits for its start, or was handed the turn and has not
+    /// run yet. The ones after it wait in `queued`, in order.
     private var timing = false
     private var queued: [UnsafeContinuation<Void, Never>] = []
     private var pausedUntil = ContinuousClock.now
