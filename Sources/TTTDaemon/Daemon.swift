@@ -112,13 +112,14 @@ public struct DaemonService: Service, CustomStringConvertible {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             attempt += 1
             do {
-                let applied = try await store.migrate()
+                let applied = try await cancelWhenGracefulShutdown { try await migrateWatched() }
                 if !applied.isEmpty {
                     logger.notice("database schema migrated", metadata: ["versions": "\(applied.map(String.init).joined(separator: ","))"])
                 }
                 return true
             } catch {
-                if case .schemaTooNew = error { throw error }
+                if let error = error as? StoreError, case .schemaTooNew = error { throw error }
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
                 let reason = "\(error)"
                 logger.error("waiting for the database", metadata: [
                     "reason": "\(reason)", "attempt": "\(attempt)", "retry_in": "\(delay)"])
@@ -131,6 +132,50 @@ public struct DaemonService: Service, CustomStringConvertible {
             }
         }
         return false
+    }
+
+    /// A migration has no deadline (a step on months of history may take minutes), so while it runs
+    /// tttd says every few seconds what it waits for and asks systemd for more start-up time, as
+    /// long as the database answers a ping; after three unanswered pings in a row it gives the
+    /// migration up (closing its connection rolls it back) and the caller tries again.
+    private func migrateWatched() async throws -> [Int] {
+        let step = MigrationProgress()
+        let started = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: [Int].self) { group in
+            group.addTask { [store] in try await store.migrate(progress: { now in step.latest.withLock { $0 = now } }) }
+            group.addTask { [store, logger, notifier] in
+                var unanswered = 0
+                while true {
+                    try await LoopSleep.sleep(for: Self.migrationReportEvery)
+                    do {
+                        try await store.ping()
+                        unanswered = 0
+                    } catch {
+                        unanswered += 1
+                        if unanswered == 3 { throw StoreError.unavailable("no answer to three pings during the schema migration") }
+                        continue
+                    }
+                    let doing = switch step.latest.withLock({ $0 }) {
+                    case nil: "reading the schema version"
+                    case .waitingForOtherNode: "waiting for another tttd to finish migrating it"
+                    case let .applying(version, name): "applying version \(version) (\(name))"
+                    }
+                    let elapsed = Int((ContinuousClock.now - started).asSeconds)
+                    logger.notice("still migrating the database schema", metadata: ["step": "\(doing)", "elapsed_s": "\(elapsed)"])
+                    notifier.status("migrating the database schema: \(doing), \(elapsed) s so far")
+                    notifier.extendTimeout(seconds: Int(Self.migrationReportEvery.asSeconds) + 30)
+                }
+            }
+            defer { group.cancelAll() }
+            // The migration's versions, or the watch's error.
+            return try await group.next() ?? []
+        }
+    }
+
+    private static let migrationReportEvery = Duration.seconds(5)
+
+    private final class MigrationProgress: Sendable {
+        let latest = Mutex<Store.MigrationStep?>(nil)
     }
 
     /// The delivery channels of this configuration, so that events queue their deliveries.

@@ -5,6 +5,7 @@ import TTTDomain
 
 /// PostgreSQL, pooled. Every call either answers within `queryTimeout` or throws a `StoreError`:
 /// callers never hang on a database that went away, and the pool reconnects by itself when it returns.
+/// The one exception is `migrate()`, whose caller watches the database instead.
 public final class Store: Sendable {
     public struct Endpoint: Sendable {
         public enum Address: Sendable { case tcp(host: String, port: Int), unixSocket(path: String) }
@@ -96,63 +97,8 @@ public final class Store: Sendable {
         }
     }
 
-    // MARK: Migrations
-
-    /// Brings the schema to the latest version in one transaction, under an advisory lock so that
-    /// several daemons starting together apply each step once. Returns the versions applied.
-    ///
-    /// On a connection of its own, not the pool's: the pool retries a login the server refuses
-    /// without saying why (the query only runs out of time), while a connection of its own fails
-    /// with the server's reason, such as a wrong password, for the daemon to report at start.
-    @discardableResult
-    public func migrate() async throws(StoreError) -> [Int] {
-        let applied = try await run("migrate") { [logger, endpoint] _ in
-            let connection = try await Self.connect(endpoint, logger: logger)
-            let done: [Int]
-            do {
-                done = try await Self.applyMigrations(on: connection, logger: logger)
-            } catch {
-                try? await connection.close()
-                throw error
-            }
-            try? await connection.close()
-            return done
-        }
-        return applied
-    }
-
-    private static func applyMigrations(on connection: PostgresConnection, logger: Logger) async throws -> [Int] {
-        let migrations = Migrations.all
-        let known = Migrations.latestVersion
-        return try await connection.withTransaction(logger: logger) { connection -> [Int] in
-            // Any constant will do, as long as it is tttd's own: "tttd" in ASCII.
-            try await connection.query("SELECT pg_advisory_xact_lock(1953789028)", logger: logger)
-            try await connection.query("""
-                CREATE TABLE IF NOT EXISTS schema_migrations (
-                    version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
-                """, logger: logger)
-            var current = 0
-            for try await version in try await connection.query(
-                "SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger
-            ).decode(Int.self) {
-                current = version
-            }
-            if current > known { throw StoreError.schemaTooNew(database: current, known: known) }
-            var done = [Int]()
-            for migration in migrations where migration.version > current {
-                for statement in migration.statements {
-                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-                }
-                try await connection.query(
-                    "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
-                    logger: logger)
-                done.append(migration.version)
-            }
-            return done
-        }
-    }
-
-    private static func connect(_ endpoint: Endpoint, logger: Logger) async throws -> PostgresConnection {
+    /// A connection outside the pool, for the migration and the login check.
+    static func connect(_ endpoint: Endpoint, logger: Logger) async throws -> PostgresConnection {
         var configuration: PostgresConnection.Configuration
         switch endpoint.address {
         case let .tcp(host, port):

@@ -231,6 +231,47 @@ struct DatabaseOutageTests {
         #expect(try await second.stop() == 0)
     }
 
+    @Test("tttd waiting for another node's long migration says so, asks systemd for more start-up time, and reaches READY=1 without a retry")
+    func waitsForLongMigration() async throws {
+        let database = try await TestDatabase.create()
+        _ = try await database.psql("CREATE TABLE test_gate ()")
+        // Another node migrating: a session holds tttd's migration lock until the test opens the gate
+        // (or two minutes pass, should the test fail before it does).
+        async let holder = database.psql("""
+            SELECT pg_advisory_lock(1953789028);
+            DO $$ BEGIN
+                FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT FROM test_gate); PERFORM pg_sleep(0.05); END LOOP;
+            END $$;
+            """)
+        try await waitUntil("the other session holds the lock", database: database,
+                            "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        let daemon = try DaemonProcess(database: database)
+        try await daemon.start(waitForReady: false)
+        // Past the 5-s query deadline that used to cut the migration off and retry it.
+        try await daemon.waitForLog("that it is still migrating", timeout: 60) { $0.contains("still migrating the database schema") }
+        #expect(daemon.log.contains("waiting for another tttd to finish migrating it"), "\(daemon.log)")
+        let status = try await daemon.notify.waitForPrefix("STATUS=migrating the database schema")
+        #expect(status.contains("waiting for another tttd"), "\(status)")
+        _ = try await daemon.notify.waitForPrefix("EXTEND_TIMEOUT_USEC=")
+        _ = try await database.psql("INSERT INTO test_gate DEFAULT VALUES")
+        _ = try await holder
+        try await daemon.notify.waitFor("READY=1")
+        #expect(!daemon.log.contains("waiting for the database"), "the migration was cut off and retried:\n\(daemon.log)")
+        #expect(daemon.log.contains("database schema migrated"), "\(daemon.log)")
+        #expect(try await daemon.stop() == 0)
+    }
+
+    /// Waits until `sql` answers `t` (the state of another session, which nothing announces).
+    private func waitUntil(_ what: String, database: TestDatabase, _ sql: String) async throws {
+        let answer = try await database.psql("""
+            DO $$ BEGIN
+                FOR i IN 1..600 LOOP EXIT WHEN (\(sql)); PERFORM pg_sleep(0.05); END LOOP;
+            END $$;
+            SELECT (\(sql));
+            """)
+        guard answer == "t" else { throw HarnessError("\(what): not within 30 s") }
+    }
+
     @Test("a database whose schema is newer than this tttd: it refuses to start (exit 1) instead of waiting forever")
     func schemaTooNew() async throws {
         let database = try await TestDatabase.create()

@@ -7,8 +7,8 @@ import TTTStore
 /// A migrated database of its own on the test cluster of `make test` (TTT_TEST_DATABASE_URL), for
 /// tests of the store's statements.
 enum TestDatabase {
-    /// Runs `body` with a store on a new migrated database, dropped afterwards.
-    static func withStore(_ body: (Store) async throws -> Void) async throws {
+    /// Runs `body` with a store on a new database, migrated unless told otherwise, dropped afterwards.
+    static func withStore(migrated: Bool = true, _ body: (Store) async throws -> Void) async throws {
         guard let text = ProcessInfo.processInfo.environment["TTT_TEST_DATABASE_URL"], !text.isEmpty else {
             throw StoreTestError("TTT_TEST_DATABASE_URL is not set: run the tests with `make test`")
         }
@@ -27,7 +27,7 @@ enum TestDatabase {
             var failure: (any Error)?
             do {
                 try await running(store) {
-                    try await store.migrate()
+                    if migrated { try await store.migrate() }
                     try await body(store)
                 }
             } catch {
