@@ -18,7 +18,7 @@ enum TestDatabase {
         var logger = Logger(label: "test")
         logger.logLevel = .error  // not the pool's notice that a query came before its run() started
         // In CI the whole suite runs at once, every test making and migrating a database of its
-        // own: a migration there has run past the store's 5-second default.
+        // own: creating one there has run past the store's 5-second default.
         let timeout = Duration.seconds(90)
         let adminStore = Store(endpoint: endpoint(admin), maximumConnections: 1, queryTimeout: timeout, logger: logger)
         try await running(adminStore) {
