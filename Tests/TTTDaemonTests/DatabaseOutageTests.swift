@@ -261,6 +261,35 @@ struct DatabaseOutageTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("SIGTERM while tttd waits for another node's migration: it gives its migration up, exits at once, and the server drops its session")
+    func stopDuringMigration() async throws {
+        let database = try await TestDatabase.create()
+        _ = try await database.psql("CREATE TABLE test_gate ()")
+        async let holder = database.psql("""
+            SELECT pg_advisory_lock(1953789028);
+            DO $$ BEGIN
+                FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT FROM test_gate); PERFORM pg_sleep(0.05); END LOOP;
+            END $$;
+            """)
+        let waiters = """
+            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """
+        try await waitUntil("the other session holds the lock", database: database,
+                            "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        let daemon = try DaemonProcess(database: database)
+        try await daemon.start(waitForReady: false)
+        try await waitUntil("tttd waits for the lock", database: database, "(\(waiters)) = 1")
+        daemon.signal(SIGTERM)
+        #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.log)")
+        #expect(!daemon.notify.messages.joined(separator: "\n").contains("READY=1"))
+        #expect(!daemon.log.contains("waiting for the database"), "the stop was reported as an outage:\n\(daemon.log)")
+        try await waitUntil("the server drops tttd's session", database: database, "(\(waiters)) = 0")
+        _ = try await database.psql("INSERT INTO test_gate DEFAULT VALUES")
+        _ = try await holder
+        #expect(try await database.psql("SELECT to_regclass('schema_migrations') IS NULL") == "t")
+    }
+
     /// Waits until `sql` answers `t` (the state of another session, which nothing announces).
     private func waitUntil(_ what: String, database: TestDatabase, _ sql: String) async throws {
         let answer = try await database.psql("""
