@@ -234,17 +234,7 @@ struct DatabaseOutageTests {
     @Test("tttd waiting for another node's long migration says so, asks systemd for more start-up time, and reaches READY=1 without a retry")
     func waitsForLongMigration() async throws {
         let database = try await TestDatabase.create()
-        _ = try await database.psql("CREATE TABLE test_gate ()")
-        // Another node migrating: a session holds tttd's migration lock until the test opens the gate
-        // (or two minutes pass, should the test fail before it does).
-        async let holder = database.psql("""
-            SELECT pg_advisory_lock(1953789028);
-            DO $$ BEGIN
-                FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT FROM test_gate); PERFORM pg_sleep(0.05); END LOOP;
-            END $$;
-            """)
-        try await waitUntil("the other session holds the lock", database: database,
-                            "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        let otherNode = try await OtherNodeMigrating.start(on: database)
         let daemon = try DaemonProcess(database: database)
         try await daemon.start(waitForReady: false)
         // Past the 5-s query deadline that used to cut the migration off and retry it.
@@ -253,8 +243,7 @@ struct DatabaseOutageTests {
         let status = try await daemon.notify.waitForPrefix("STATUS=migrating the database schema")
         #expect(status.contains("waiting for another tttd"), "\(status)")
         _ = try await daemon.notify.waitForPrefix("EXTEND_TIMEOUT_USEC=")
-        _ = try await database.psql("INSERT INTO test_gate DEFAULT VALUES")
-        _ = try await holder
+        try await otherNode.finish()
         try await daemon.notify.waitFor("READY=1")
         #expect(!daemon.log.contains("waiting for the database"), "the migration was cut off and retried:\n\(daemon.log)")
         #expect(daemon.log.contains("database schema migrated"), "\(daemon.log)")
@@ -264,42 +253,19 @@ struct DatabaseOutageTests {
     @Test("SIGTERM while tttd waits for another node's migration: it gives its migration up, exits at once, and the server drops its session")
     func stopDuringMigration() async throws {
         let database = try await TestDatabase.create()
-        _ = try await database.psql("CREATE TABLE test_gate ()")
-        async let holder = database.psql("""
-            SELECT pg_advisory_lock(1953789028);
-            DO $$ BEGIN
-                FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT FROM test_gate); PERFORM pg_sleep(0.05); END LOOP;
-            END $$;
-            """)
-        let waiters = """
-            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """
-        try await waitUntil("the other session holds the lock", database: database,
-                            "SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted")
+        let otherNode = try await OtherNodeMigrating.start(on: database)
         let daemon = try DaemonProcess(database: database)
         try await daemon.start(waitForReady: false)
-        try await waitUntil("tttd waits for the lock", database: database, "(\(waiters)) = 1")
+        try await waitUntil("tttd waits for the lock", database: database, "(\(OtherNodeMigrating.waiters)) = 1")
         daemon.signal(SIGTERM)
         #expect(try await daemon.waitForExit(timeout: 30) == 0, "\(daemon.log)")
         #expect(!daemon.notify.messages.joined(separator: "\n").contains("READY=1"))
         #expect(!daemon.log.contains("waiting for the database"), "the stop was reported as an outage:\n\(daemon.log)")
-        try await waitUntil("the server drops tttd's session", database: database, "(\(waiters)) = 0")
-        _ = try await database.psql("INSERT INTO test_gate DEFAULT VALUES")
-        _ = try await holder
+        try await waitUntil("the server drops tttd's session", database: database, "(\(OtherNodeMigrating.waiters)) = 0")
+        try await otherNode.finish()
         #expect(try await database.psql("SELECT to_regclass('schema_migrations') IS NULL") == "t")
     }
 
-    /// Waits until `sql` answers `t` (the state of another session, which nothing announces).
-    private func waitUntil(_ what: String, database: TestDatabase, _ sql: String) async throws {
-        let answer = try await database.psql("""
-            DO $$ BEGIN
-                FOR i IN 1..600 LOOP EXIT WHEN (\(sql)); PERFORM pg_sleep(0.05); END LOOP;
-            END $$;
-            SELECT (\(sql));
-            """)
-        guard answer == "t" else { throw HarnessError("\(what): not within 30 s") }
-    }
 
     @Test("a database whose schema is newer than this tttd: it refuses to start (exit 1) instead of waiting forever")
     func schemaTooNew() async throws {
@@ -327,5 +293,52 @@ struct DatabaseOutageTests {
             result = try await attempt()
         }
         return result
+    }
+}
+
+/// Waits until `sql` answers `t` (the state of another session, which nothing announces).
+private func waitUntil(_ what: String, database: TestDatabase, _ sql: String) async throws {
+    let answer = try await database.psql("""
+        DO $$ BEGIN
+            FOR i IN 1..600 LOOP EXIT WHEN (\(sql)); PERFORM pg_sleep(0.05); END LOOP;
+        END $$;
+        SELECT (\(sql));
+        """)
+    guard answer == "t" else { throw HarnessError("\(what): not within 30 s") }
+}
+
+/// Another node migrating: a session holding tttd's migration lock on `database` until `finish()`
+/// (or two minutes, should the test fail before it gets there).
+private struct OtherNodeMigrating {
+    /// How many sessions of the database wait for an advisory lock (tttd, for the migration's).
+    static let waiters = """
+        SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
+
+    let database: TestDatabase
+    let session: Task<String, any Error>
+
+    static func start(on database: TestDatabase) async throws -> OtherNodeMigrating {
+        _ = try await database.psql("CREATE TABLE test_gate ()")
+        let session = Task {
+            try await database.psql("""
+                SELECT pg_advisory_lock(1953789028);
+                DO $$ BEGIN
+                    FOR i IN 1..2400 LOOP EXIT WHEN EXISTS (SELECT FROM test_gate); PERFORM pg_sleep(0.05); END LOOP;
+                END $$;
+                """)
+        }
+        try await waitUntil("the other session holds the lock", database: database, """
+            SELECT count(*) = 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """)
+        return OtherNodeMigrating(database: database, session: session)
+    }
+
+    /// Opens the gate: the session ends, and the lock is free.
+    func finish() async throws {
+        _ = try await database.psql("INSERT INTO test_gate DEFAULT VALUES")
+        _ = try await session.value
     }
 }
