@@ -46,6 +46,14 @@ let package = Package(
         .target(name: "TTTMetrics", dependencies: [
             .product(name: "Metrics", package: "swift-metrics"),
         ], swiftSettings: strict),
+        // What an HTTP server said when it refused, as tttd's clients read it: Retry-After, a one-line
+        // reason from its body with the key taken out, why a request got no answer.
+        .target(name: "TTTHTTPReplies", dependencies: [
+            "TTTDomain",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ], swiftSettings: strict),
         // Configuration: YAML file + TTTD_* environment + credentials directory, validated.
         .target(name: "TTTConfig", dependencies: [
             "TTTDomain",
@@ -98,7 +106,7 @@ let package = Package(
         ], swiftSettings: strict),
         // TikTok: the endpoints tttd reads, their parsing, and the HTTP client per egress.
         .target(name: "TTTTikTok", dependencies: [
-            "TTTDomain", "CZlib",
+            "TTTDomain", "TTTHTTPReplies", "CZlib",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -115,7 +123,7 @@ let package = Package(
         // Transcription: ffmpeg capture, voice-activity windows, the OpenAI-compatible ASR client,
         // the hallucination filter, and the supervised pipeline per live.
         .target(name: "TTTTranscription", dependencies: [
-            "TTTDomain", "TTTMetrics", "TTTStore", "TTTTikTok", "CShims",
+            "TTTDomain", "TTTHTTPReplies", "TTTMetrics", "TTTStore", "TTTTikTok", "CShims",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -127,7 +135,7 @@ let package = Package(
         // Analysis: the prompt template, the OpenAI-compatible chat analyzer with structured-output
         // fallbacks, lenient parsing and strict validation of verdicts, and the risk score.
         .target(name: "TTTAnalysis", dependencies: [
-            "TTTDomain", "TTTMetrics",
+            "TTTDomain", "TTTHTTPReplies", "TTTMetrics",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -138,7 +146,7 @@ let package = Package(
         ], swiftSettings: strict),
         // Alerts: e-mail through libcurl and Standard Webhooks, the channels an alert is delivered on.
         .target(name: "TTTAlerts", dependencies: [
-            "TTTDomain", "CCurlShim",
+            "TTTDomain", "TTTHTTPReplies", "CCurlShim",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -184,6 +192,11 @@ let package = Package(
 
         .testTarget(name: "TTTDomainTests", dependencies: ["TTTDomain"]),
         .testTarget(name: "TTTConfigTests", dependencies: ["TTTConfig"]),
+        .testTarget(name: "TTTHTTPRepliesTests", dependencies: [
+            "TTTHTTPReplies",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "TTTStoreTests", dependencies: [
             "TTTStore", "TTTConfig", "TTTDomain",
             .product(name: "PostgresNIO", package: "postgres-nio"),

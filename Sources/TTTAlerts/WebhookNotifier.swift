@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import TTTHTTPReplies
 
 /// Delivers events to an HTTP endpoint as Standard Webhooks (standardwebhooks.com): a POST whose
 /// body is the event's JSON bytes exactly as given, with the headers `webhook-id` (the delivery
@@ -113,7 +114,7 @@ public struct WebhookNotifier: Notifier {
         let detail = body.isEmpty ? "" : ": \(snippet(body))"
         let reason = "\(prefix) answered \(status) \(response.status.reasonPhrase)\(detail)"
         if status == 408 || status == 429 || (500..<600).contains(status) {
-            let retryAfter = response.headers.first(name: "retry-after").flatMap { Self.retryAfter($0, now: now()) }
+            let retryAfter = response.headers.first(name: "retry-after").flatMap { RetryAfter.parse($0, now: now()) }
             throw .retriable(reason, retryAfter: retryAfter)
         }
         throw .permanent(reason)
@@ -130,21 +131,5 @@ public struct WebhookNotifier: Notifier {
             // A body cut short says nothing more about the outcome than the status did.
         }
         return String(decoding: kept, as: UTF8.self)
-    }
-
-    /// `Retry-After` (RFC 9110): delay-seconds, or an HTTP date; nil when neither.
-    static func retryAfter(_ value: String, now: Date) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int(trimmed), seconds >= 0 { return .seconds(seconds) }
-        for format in ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"] {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = format
-            if let date = formatter.date(from: trimmed) {
-                return .seconds(max(0, Int(date.timeIntervalSince(now).rounded(.up))))
-            }
-        }
-        return nil
     }
 }

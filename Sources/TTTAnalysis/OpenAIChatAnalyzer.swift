@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 import TTTDomain
+import TTTHTTPReplies
 import TTTMetrics
 
 /// `POST {baseURL}/chat/completions`, the contract Groq, OpenAI, Cerebras, Mistral, vLLM,
@@ -247,8 +248,8 @@ public final class OpenAIChatAnalyzer: Analyzer {
 
     static func interpret(status: Int, body: [UInt8], contentType: String?, retryAfter: String?, mode: StructuredMode,
                           apiKey: String?) throws(AnalysisError) -> Reply {
-        func clean(_ text: String) -> String { redact(text, apiKey: apiKey) }
-        let retryAfter = retryAfter.flatMap { parseRetryAfter($0) }
+        func clean(_ text: String) -> String { ServerText.redact(text, secret: apiKey) }
+        let retryAfter = retryAfter.flatMap { RetryAfter.parse($0) }
         let text = String(decoding: body, as: UTF8.self)
         switch status {
         case 200..<300:
@@ -261,22 +262,22 @@ public final class OpenAIChatAnalyzer: Analyzer {
                 return .content(clean(generation))
             }
             if error?["code"]?.string == "json_validate_failed" {
-                return .unusable(reason: clean("HTTP \(status): \(snippet(body))"), raw: clean(text))
+                return .unusable(reason: clean("HTTP \(status): \(ServerText.snippet(body))"), raw: clean(text))
             }
             if mode != .plain, aboutResponseFormat(text) {
-                return .unsupported(reason: clean("HTTP \(status): \(snippet(body))"))
+                return .unsupported(reason: clean("HTTP \(status): \(ServerText.snippet(body))"))
             }
-            return .rejected(reason: clean("HTTP \(status): \(snippet(body))"), raw: clean(text))
+            return .rejected(reason: clean("HTTP \(status): \(ServerText.snippet(body))"), raw: clean(text))
         case 429:
-            let after = retryAfter.map { " (retry after \(seconds($0))s)" } ?? ""
-            throw .retriable(reason: clean("HTTP 429\(after): \(snippet(body))"), retryAfter: retryAfter)
+            let after = retryAfter.map { " (retry after \(ServerText.seconds($0))s)" } ?? ""
+            throw .retriable(reason: clean("HTTP 429\(after): \(ServerText.snippet(body))"), retryAfter: retryAfter)
         case 401, 403, 404, 300..<400:
-            throw .retriable(reason: clean("HTTP \(status): \(snippet(body))"),
+            throw .retriable(reason: clean("HTTP \(status): \(ServerText.snippet(body))"),
                              retryAfter: max(retryAfter ?? .zero, configurationRetry))
         case 408, 409, 425, 500...:
-            throw .retriable(reason: clean("HTTP \(status): \(snippet(body))"), retryAfter: retryAfter)
+            throw .retriable(reason: clean("HTTP \(status): \(ServerText.snippet(body))"), retryAfter: retryAfter)
         case 400..<500:
-            return .rejected(reason: clean("HTTP \(status): \(snippet(body))"), raw: clean(text))
+            return .rejected(reason: clean("HTTP \(status): \(ServerText.snippet(body))"), raw: clean(text))
         default:
             throw .retriable(reason: "HTTP \(status)", retryAfter: retryAfter)
         }
@@ -285,20 +286,20 @@ public final class OpenAIChatAnalyzer: Analyzer {
     /// `choices[0].message.content` of a 2xx answer (a string, or text parts joined). Reasoning
     /// models may put JSON in `reasoning`: that is not the answer and is ignored.
     static func completion(_ body: [UInt8], contentType: String?, apiKey: String?) throws(AnalysisError) -> Reply {
-        func clean(_ text: String) -> String { redact(text, apiKey: apiKey) }
+        func clean(_ text: String) -> String { ServerText.redact(text, secret: apiKey) }
         let first = body.first { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }
         if first == UInt8(ascii: "<") || contentType?.lowercased().contains("html") == true {
-            throw .retriable(reason: clean("not JSON (an HTML page\(htmlTitle(body).map { ": \($0)" } ?? ""))"), retryAfter: nil)
+            throw .retriable(reason: clean("not JSON (an HTML page\(ServerText.htmlTitle(body).map { ": \($0)" } ?? ""))"), retryAfter: nil)
         }
         guard first != nil else { throw .retriable(reason: "empty body", retryAfter: nil) }
         guard let json = JSONValue.parse(Data(body)), case .object = json else {
-            throw .retriable(reason: clean("malformed JSON: \(snippet(body))"), retryAfter: nil)
+            throw .retriable(reason: clean("malformed JSON: \(ServerText.snippet(body))"), retryAfter: nil)
         }
         if let error = json["error"], error != .null {
-            throw .retriable(reason: clean("error in a 2xx answer: \(snippet(body))"), retryAfter: nil)
+            throw .retriable(reason: clean("error in a 2xx answer: \(ServerText.snippet(body))"), retryAfter: nil)
         }
         guard let message = json["choices"]?[0]?["message"] else {
-            throw .retriable(reason: clean("unexpected JSON: no choices[0].message: \(snippet(body))"), retryAfter: nil)
+            throw .retriable(reason: clean("unexpected JSON: no choices[0].message: \(ServerText.snippet(body))"), retryAfter: nil)
         }
         switch message["content"] {
         case .string(let content)?:
@@ -309,7 +310,7 @@ public final class OpenAIChatAnalyzer: Analyzer {
         default:
             let finish = json["choices"]?[0]?["finish_reason"]?.string
             if let refusal = message["refusal"]?.string {
-                return .unusable(reason: clean("the model refused: \(oneLine(refusal))"), raw: clean(refusal))
+                return .unusable(reason: clean("the model refused: \(ServerText.oneLine(refusal))"), raw: clean(refusal))
             }
             let why = finish.map { " (finish_reason \($0))" } ?? ""
             return .unusable(reason: "no content in the reply\(why)", raw: clean(String(decoding: body, as: UTF8.self)))
@@ -323,110 +324,9 @@ public final class OpenAIChatAnalyzer: Analyzer {
                 "unsupported", "structured output"].contains { text.contains($0) }
     }
 
-    /// `Retry-After` as seconds or an HTTP-date, capped at a day (a wild value must not trap).
-    static func parseRetryAfter(_ value: String) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed), seconds.isFinite {
-            return .milliseconds(Int64(min(max(0, seconds), 86_400) * 1000))
-        }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: trimmed) else { return nil }
-        return .milliseconds(Int64(min(max(0, date.timeIntervalSinceNow), 86_400) * 1000))
-    }
-
-    // MARK: Reasons
-
-    /// One line of what the server said: OpenAI's `error.message` (or `detail`) when it answered
-    /// in JSON, the title of an HTML page, else the start of the body.
-    static func snippet(_ body: [UInt8]) -> String {
-        if let json = JSONValue.parse(Data(body)) {
-            if let message = json["error"]?["message"]?.string { return oneLine(message) }
-            if let message = (json["error"] ?? json["detail"] ?? json["message"])?.string { return oneLine(message) }
-        }
-        if let title = htmlTitle(body) { return "an HTML page: \(title)" }
-        let text = oneLine(String(decoding: body.prefix(800), as: UTF8.self))
-        return text.isEmpty ? "(empty body)" : text
-    }
-
-    private static func htmlTitle(_ body: [UInt8]) -> String? {
-        let text = String(decoding: body.prefix(4096), as: UTF8.self)
-        guard let open = text.range(of: "<title>", options: .caseInsensitive),
-              let close = text.range(of: "</title>", options: .caseInsensitive, range: open.upperBound..<text.endIndex)
-        else { return nil }
-        let title = oneLine(String(text[open.upperBound..<close.lowerBound]))
-        return title.isEmpty ? nil : title
-    }
-
-    static func oneLine(_ text: String) -> String {
-        let words = text.split(whereSeparator: { $0.isWhitespace || $0.isNewline })
-        return String(words.joined(separator: " ").prefix(200))
-    }
-
-    static func redact(_ text: String, apiKey: String?) -> String {
-        guard let apiKey, !apiKey.isEmpty else { return text }
-        let redacted = text.replacingOccurrences(of: apiKey, with: "[redacted]")
-        // A message cut to length may end with the start of the key: that part goes too.
-        for length in stride(from: min(apiKey.count - 1, redacted.count), through: 4, by: -1)
-        where redacted.hasSuffix(apiKey.prefix(length)) {
-            return redacted.dropLast(length) + "[redacted]"
-        }
-        return redacted
-    }
-
-    private func redact(_ text: String) -> String { Self.redact(text, apiKey: apiKey) }
-
-    /// "7", "0.5": whole seconds without decimals.
-    static func seconds(_ duration: Duration) -> String {
-        let seconds = duration.asSeconds
-        return seconds == seconds.rounded() ? "\(Int(seconds))" : String(format: "%.1f", seconds)
-    }
+    private func redact(_ text: String) -> String { ServerText.redact(text, secret: apiKey) }
 
     private func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded, .readTimeout, .writeTimeout:
-                return "timed out after \(Self.seconds(timeout)) s"
-            case .connectTimeout, .getConnectionFromPoolTimeout:
-                return "connect timed out"
-            case .remoteConnectionClosed:
-                return "connection closed by the server"
-            case .invalidURL, .emptyHost, .emptyScheme:
-                return "invalid URL \(url)"
-            case .cancelled:
-                return "cancelled"
-            default:
-                return Self.oneLine("\(error)")
-            }
-        }
-        // NIOPosix's NIOConnectionError (this target does not import NIOPosix): the first
-        // attempt's error says why, e.g. ECONNREFUSED.
-        if String(describing: type(of: error)) == "NIOConnectionError" {
-            let children = Mirror(reflecting: error).children
-            if let attempts = children.first(where: { $0.label == "connectionErrors" })?.value as? [Any],
-               let first = attempts.first,
-               let cause = Mirror(reflecting: first).children.first(where: { $0.label == "error" })?.value as? any Error {
-                return Self.describe(cause)
-            }
-            if let host = children.first(where: { $0.label == "host" })?.value as? String { return "cannot resolve \(host)" }
-        }
-        if error is NIOTooManyBytesError { return "answer over \(maxBodyBytes / 1024 / 1024) MB" }
-        if error is CancellationError { return "cancelled" }
-        return Self.describe(error)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case ECONNREFUSED: return "connection refused"
-            case ECONNRESET: return "connection reset"
-            case ENETUNREACH, EHOSTUNREACH: return "network unreachable"
-            case ETIMEDOUT: return "connect timed out"
-            default: break
-            }
-        }
-        return oneLine("\(error)")
+        TransportFailure.describe(error, timeout: timeout, url: url, maxBodyBytes: maxBodyBytes)
     }
 }

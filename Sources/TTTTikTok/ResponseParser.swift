@@ -1,4 +1,5 @@
 import Foundation
+import TTTHTTPReplies
 
 /// Reads TikTok's JSON answers. Shapes follow TIKTOK.md; anything else is `unknown` with a reason
 /// short enough to log. Room ids are read as strings: they are 19-digit integers that a Double
@@ -22,7 +23,7 @@ public enum ResponseParser {
     static func refusal(_ answer: HTTPAnswer) -> (reason: String, block: BlockSignal?)? {
         switch answer.status {
         case 429:
-            return ("HTTP 429", .tooManyRequests(retryAfter: answer.retryAfter.flatMap(parseRetryAfter)))
+            return ("HTTP 429", .tooManyRequests(retryAfter: answer.retryAfter.flatMap { RetryAfter.parse($0) }))
         case 403:
             return ("HTTP 403", .forbidden)
         case 200..<300:
@@ -62,11 +63,6 @@ public enum ResponseParser {
     }
 
     private static let html = Array("html".utf8)
-
-    static func parseRetryAfter(_ text: String) -> Duration? {
-        if let seconds = Int(text.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return .seconds(seconds) }
-        return nil
-    }
 
     // MARK: api-live/user/room
 

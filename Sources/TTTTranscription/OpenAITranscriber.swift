@@ -6,6 +6,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import TTTDomain
+import TTTHTTPReplies
 import TTTMetrics
 
 /// `POST {baseURL}/audio/transcriptions`, OpenAI's contract, which Groq, OpenAI and the
@@ -160,8 +161,8 @@ public final class OpenAITranscriber: Transcriber {
 
     static func interpret(status: Int, body: [UInt8], contentType: String?, retryAfter: String?, apiKey: String?)
         throws(TranscriptionError) -> TranscriptionResult {
-        func reason(_ text: String) -> String { redact(text, apiKey: apiKey) }
-        let retryAfter = retryAfter.flatMap { parseRetryAfter($0) }
+        func reason(_ text: String) -> String { ServerText.redact(text, secret: apiKey) }
+        let retryAfter = retryAfter.flatMap { RetryAfter.parse($0) }
         switch status {
         case 200..<300:
             switch parse(body, contentType: contentType) {
@@ -169,15 +170,15 @@ public final class OpenAITranscriber: Transcriber {
             case .failure(let problem): throw .retriable(reason: reason(problem.reason), retryAfter: nil)
             }
         case 429:
-            let after = retryAfter.map { " (retry after \(seconds($0))s)" } ?? ""
-            throw .retriable(reason: reason("HTTP 429\(after): \(snippet(body))"), retryAfter: retryAfter)
+            let after = retryAfter.map { " (retry after \(ServerText.seconds($0))s)" } ?? ""
+            throw .retriable(reason: reason("HTTP 429\(after): \(ServerText.snippet(body))"), retryAfter: retryAfter)
         case 401, 403, 404, 300..<400:
-            throw .retriable(reason: reason("HTTP \(status): \(snippet(body))"),
+            throw .retriable(reason: reason("HTTP \(status): \(ServerText.snippet(body))"),
                              retryAfter: max(retryAfter ?? .zero, configurationRetry))
         case 408, 425, 500...:
-            throw .retriable(reason: reason("HTTP \(status): \(snippet(body))"), retryAfter: retryAfter)
+            throw .retriable(reason: reason("HTTP \(status): \(ServerText.snippet(body))"), retryAfter: retryAfter)
         case 400..<500:
-            throw .rejected(reason: reason("HTTP \(status): \(snippet(body))"))
+            throw .rejected(reason: reason("HTTP \(status): \(ServerText.snippet(body))"))
         default:
             throw .retriable(reason: "HTTP \(status)", retryAfter: retryAfter)
         }
@@ -207,19 +208,19 @@ public final class OpenAITranscriber: Transcriber {
     static func parse(_ body: [UInt8], contentType: String?) -> Result<TranscriptionResult, BodyProblem> {
         let first = body.first { !($0 == 0x20 || $0 == 0x09 || $0 == 0x0A || $0 == 0x0D) }
         if first == UInt8(ascii: "<") || contentType?.lowercased().contains("html") == true {
-            return .failure(BodyProblem(reason: "not JSON (an HTML page\(htmlTitle(body).map { ": \($0)" } ?? ""))"))
+            return .failure(BodyProblem(reason: "not JSON (an HTML page\(ServerText.htmlTitle(body).map { ": \($0)" } ?? ""))"))
         }
         guard first != nil else { return .failure(BodyProblem(reason: "empty body")) }
         let answer: VerboseJSON
         do {
             answer = try JSONDecoder().decode(VerboseJSON.self, from: Data(body))
         } catch DecodingError.keyNotFound(let key, _) {
-            return .failure(BodyProblem(reason: "unexpected JSON: no \(key.stringValue): \(snippet(body))"))
+            return .failure(BodyProblem(reason: "unexpected JSON: no \(key.stringValue): \(ServerText.snippet(body))"))
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-            return .failure(BodyProblem(reason: "unexpected JSON at \(path): \(snippet(body))"))
+            return .failure(BodyProblem(reason: "unexpected JSON at \(path): \(ServerText.snippet(body))"))
         } catch {
-            return .failure(BodyProblem(reason: "malformed JSON: \(snippet(body))"))
+            return .failure(BodyProblem(reason: "malformed JSON: \(ServerText.snippet(body))"))
         }
         // A language the server detected beats one it was told (then reported with p = 1).
         let detected = answer.detectedLanguage.flatMap(WhisperLanguage.code(for:))
@@ -231,109 +232,9 @@ public final class OpenAITranscriber: Transcriber {
             segments: answer.segments ?? []))
     }
 
-    /// `Retry-After` as seconds or an HTTP-date, capped at a day (a wild value must not trap).
-    static func parseRetryAfter(_ value: String) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Double(trimmed), seconds.isFinite {
-            return .milliseconds(Int64(min(max(0, seconds), 86_400) * 1000))
-        }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: trimmed) else { return nil }
-        return .milliseconds(Int64(min(max(0, date.timeIntervalSinceNow), 86_400) * 1000))
-    }
-
-    // MARK: Reasons
-
-    /// One line of what the server said: OpenAI's `error.message` (or FastAPI's `detail`) when it
-    /// answered in JSON, the title of an HTML page, else the start of the body.
-    static func snippet(_ body: [UInt8]) -> String {
-        if let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] {
-            if let error = object["error"] as? [String: Any], let message = error["message"] as? String {
-                return oneLine(message)
-            }
-            if let message = (object["error"] ?? object["detail"] ?? object["message"]) as? String {
-                return oneLine(message)
-            }
-        }
-        if let title = htmlTitle(body) { return "an HTML page: \(title)" }
-        let text = oneLine(String(decoding: body.prefix(800), as: UTF8.self))
-        return text.isEmpty ? "(empty body)" : text
-    }
-
-    private static func htmlTitle(_ body: [UInt8]) -> String? {
-        let text = String(decoding: body.prefix(4096), as: UTF8.self)
-        guard let open = text.range(of: "<title>", options: .caseInsensitive),
-              let close = text.range(of: "</title>", options: .caseInsensitive, range: open.upperBound..<text.endIndex)
-        else { return nil }
-        let title = oneLine(String(text[open.upperBound..<close.lowerBound]))
-        return title.isEmpty ? nil : title
-    }
-
-    private static func oneLine(_ text: String) -> String {
-        let words = text.split(whereSeparator: { $0.isWhitespace || $0.isNewline })
-        return String(words.joined(separator: " ").prefix(200))
-    }
-
-    static func redact(_ text: String, apiKey: String?) -> String {
-        guard let apiKey, !apiKey.isEmpty else { return text }
-        let redacted = text.replacingOccurrences(of: apiKey, with: "[redacted]")
-        // A message cut to length may end with the start of the key: that part goes too.
-        for length in stride(from: min(apiKey.count - 1, redacted.count), through: 4, by: -1)
-        where redacted.hasSuffix(apiKey.prefix(length)) {
-            return redacted.dropLast(length) + "[redacted]"
-        }
-        return redacted
-    }
-
-    private func redact(_ text: String) -> String { Self.redact(text, apiKey: apiKey) }
-
-    /// "7", "0.5": whole seconds without decimals.
-    static func seconds(_ duration: Duration) -> String {
-        let seconds = duration.asSeconds
-        return seconds == seconds.rounded() ? "\(Int(seconds))" : String(format: "%.1f", seconds)
-    }
+    private func redact(_ text: String) -> String { ServerText.redact(text, secret: apiKey) }
 
     private func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError {
-            switch error {
-            case .deadlineExceeded, .readTimeout, .writeTimeout:
-                return "timed out after \(Self.seconds(timeout)) s"
-            case .connectTimeout, .getConnectionFromPoolTimeout:
-                return "connect timed out"
-            case .remoteConnectionClosed:
-                return "connection closed by the server"
-            case .invalidURL, .emptyHost, .emptyScheme:
-                return "invalid URL \(url)"
-            case .cancelled:
-                return "cancelled"
-            default:
-                return String("\(error)".prefix(200))
-            }
-        }
-        if let error = error as? NIOConnectionError {
-            if let failure = error.connectionErrors.first {
-                return Self.describe(failure.error)
-            }
-            return "cannot resolve \(error.host)"
-        }
-        if error is NIOTooManyBytesError { return "answer over \(maxBodyBytes / 1024 / 1024) MB" }
-        if error is CancellationError { return "cancelled" }
-        return Self.describe(error)
-    }
-
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError {
-            switch error.errnoCode {
-            case ECONNREFUSED: return "connection refused"
-            case ECONNRESET: return "connection reset"
-            case ENETUNREACH, EHOSTUNREACH: return "network unreachable"
-            case ETIMEDOUT: return "connect timed out"
-            default: break
-            }
-        }
-        return oneLine("\(error)")
+        TransportFailure.describe(error, timeout: timeout, url: url, maxBodyBytes: maxBodyBytes)
     }
 }

@@ -170,14 +170,6 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
         }
     }
 
-    @Test func retryAfterMayBeAnHTTPDate() {
-        let now = Date(timeIntervalSince1970: 1_772_000_000)   // Wed, 25 Feb 2026 06:13:20 GMT
-        #expect(WebhookNotifier.retryAfter("Wed, 25 Feb 2026 06:14:20 GMT", now: now) == .seconds(60))
-        #expect(WebhookNotifier.retryAfter("Wed, 25 Feb 2026 06:00:00 GMT", now: now) == .seconds(0))
-        #expect(WebhookNotifier.retryAfter(" 120 ", now: now) == .seconds(120))
-        #expect(WebhookNotifier.retryAfter("soon", now: now) == nil)
-    }
-
     @Test(arguments: [(HTTPResponse.Status.gone, false), (.badRequest, false), (.notFound, false), (.unauthorized, false),
                       (.requestTimeout, true), (.badGateway, true), (.serviceUnavailable, true)])
     func statusesAreClassified(status: HTTPResponse.Status, retriable: Bool) async throws {

@@ -278,31 +278,8 @@ private let fasterWhisperAnswer = """
         #expect(outcome(200, body: #"{"text":"  ok "}"#) == nil)
     }
 
-    @Test func retryAfterForms() throws {
-        #expect(OpenAITranscriber.parseRetryAfter("7") == .seconds(7))
-        #expect(OpenAITranscriber.parseRetryAfter(" 1.5 ") == .milliseconds(1500))
-        #expect(OpenAITranscriber.parseRetryAfter("soon") == nil)
-        #expect(OpenAITranscriber.parseRetryAfter("1e30") == .seconds(86_400))
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss 'GMT'"
-        let inAMinute = try #require(OpenAITranscriber.parseRetryAfter(formatter.string(from: Date().addingTimeInterval(60))))
-        #expect(inAMinute > .seconds(55) && inAMinute <= .seconds(60))
-        #expect(OpenAITranscriber.parseRetryAfter(formatter.string(from: Date().addingTimeInterval(-60))) == .zero)
-    }
-
     @Test func descriptionsAreShort() {
         #expect(TranscriptionError.retriable(reason: "HTTP 429", retryAfter: .seconds(7)).description == "retriable after 7 s: HTTP 429")
         #expect(TranscriptionError.rejected(reason: "HTTP 413: too big").description == "rejected: HTTP 413: too big")
     }
-}
-
-@Test("the API key is redacted from error text, also when the text was cut in the middle of it")
-func redactsTheKeyWholeOrCut() {
-    let key = "gsk_live_0123456789abcdefghij"
-    #expect(OpenAITranscriber.redact("401: invalid key \(key) given", apiKey: key) == "401: invalid key [redacted] given")
-    let cut = "401: invalid key " + key.prefix(12)
-    #expect(OpenAITranscriber.redact(cut, apiKey: key) == "401: invalid key [redacted]")
-    #expect(OpenAITranscriber.redact("nothing to hide", apiKey: key) == "nothing to hide")
 }
