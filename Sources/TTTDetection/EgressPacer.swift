@@ -22,8 +22,8 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 /// queue behind it without a timer. A request's timer wakes it once, however late the machine runs
 /// (waking each at a start fixed in advance, then sleeping again when the one before had started
 /// late, cost seven wake-ups a request on a busy machine). A block signal or a 429 pauses the egress
-/// (Retry-After when given) and cuts its rate, for the requests already waiting too; it recovers
-/// step by step.
+/// (Retry-After when given, up to `longestRetryAfter`) and cuts its rate, for the requests already
+/// waiting too; it recovers step by step.
 actor EgressPacer {
 
     let name: String
@@ -53,6 +53,11 @@ actor EgressPacer {
     private var random = SeededRandom(seed: nil)
 
     static let minimumFactor = 1.0 / 64
+    /// The longest pause a `Retry-After` buys. Every live that starts behind a paused egress waits
+    /// for it to be seen; past this, one request tells whether the block still holds (and cuts the
+    /// rate again if it does), where a longer value — a proxy's quota, a wrong or hostile header —
+    /// would leave those accounts unwatched for hours.
+    static let longestRetryAfter = Duration.seconds(900)
 
     /// The gap between two requests at the configured rate.
     private var baseSpacing: Duration { .seconds(1 / max(rate, 1e-6)) }
@@ -139,8 +144,8 @@ actor EgressPacer {
         let pause: Duration
         switch block {
         case .tooManyRequests(let retryAfter?):
-            pause = retryAfter
-            lastBlock = "429, retry after \(retryAfter)"
+            pause = min(retryAfter, Self.longestRetryAfter)
+            lastBlock = "429, retry after \(Self.seconds(retryAfter))" + (retryAfter > pause ? "; asking again after \(Self.seconds(pause))" : "")
         case .tooManyRequests(nil):
             pause = probe
             lastBlock = "429"
@@ -156,6 +161,9 @@ actor EgressPacer {
         }
         pausedUntil = max(pausedUntil, now + pause)
     }
+
+    /// "120 s": what `tttctl status` shows of a pause.
+    private static func seconds(_ duration: Duration) -> String { "\(Int(duration.asSeconds.rounded(.up))) s" }
 
     private func release() {
         inFlight = max(0, inFlight - 1)

@@ -132,6 +132,30 @@ struct DetectionTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("a 429 whose Retry-After is years pauses the egress 15 minutes, and tttctl status says so")
+    func wildRetryAfterIsCut() async throws {
+        let sim = SimProcess(accounts: 1)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
+        try await daemon.start()
+        try await sim.fault(#"{"kind":"http_status","status":429,"retry_after":1000000000000}"#)
+        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        var egress: [String: Any] = [:]
+        try await eventually("the 429 reaches tttctl status") {
+            let status = try await daemon.ctl(["status", "--json"])
+            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
+            egress = egresses?.first ?? [:]
+            return (egress["blocks"] as? Int ?? 0) > 0
+        }
+        let paused = egress["paused_for_s"] as? Double ?? 0
+        #expect(paused > 800 && paused <= 900, "\(egress)")
+        #expect((egress["last_block"] as? String)?.hasSuffix("asking again after 900 s") == true, "\(egress)")
+        let text = try await daemon.ctl(["status"])
+        #expect(text.stdout.contains("paused 14m"), "\(text.stdout)")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("the request budget holds under faults (tttsim's highest one-second rate)")
     func budgetRespected() async throws {
         let sim = SimProcess(accounts: 40)

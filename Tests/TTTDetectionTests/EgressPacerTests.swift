@@ -11,9 +11,20 @@ struct EgressPacerTests {
         let blocked = await pacer.snapshot()
         #expect(blocked.slowdown == 0.25)
         #expect(blocked.pausedForS > 100 && blocked.pausedForS <= 120)
-        #expect(blocked.lastBlock == "429, retry after 120.0 seconds")
+        #expect(blocked.lastBlock == "429, retry after 120 s")
         #expect(blocked.blocks == 1)
         #expect(await pacer.effectiveRate == 0.5)
+    }
+
+    @Test("a Retry-After longer than 15 minutes pauses the egress 15 minutes: one request then tells whether the block holds")
+    func longRetryAfterIsCut() async throws {
+        let pacer = EgressPacer(name: "direct", rate: 2, concurrency: 1)
+        try await pacer.acquire()
+        await pacer.finish(block: .tooManyRequests(retryAfter: .seconds(86_400)))
+        let blocked = await pacer.snapshot()
+        #expect(blocked.pausedForS > 890 && blocked.pausedForS <= 900)
+        #expect(blocked.lastBlock == "429, retry after 86400 s; asking again after 900 s")
+        #expect(blocked.slowdown == 0.25)
     }
 
     @Test("repeated challenge pages keep cutting the rate, down to a floor")
