@@ -170,6 +170,19 @@ private func attempt(_ notifier: WebhookNotifier, id: String = "dlv_01HQ-42-webh
         }
     }
 
+    /// Kept as asked, 10^12 s put the delivery's next attempt 30,000 years away: pending forever,
+    /// never retried and never given up.
+    @Test func aRetryAfterOfYearsIsADay() async throws {
+        let asked: HTTPFields = [HTTPField.Name("Retry-After")!: "1000000000000"]
+        try await withReceiver([Answer(status: .serviceUnavailable, headers: asked)]) { url, _, client in
+            let error = await attempt(WebhookNotifier(name: "ops", url: url, secret: secret, httpClient: client))
+            guard case .retriable(_, let retryAfter)? = error else {
+                Issue.record("expected retriable, got \(String(describing: error))"); return
+            }
+            #expect(retryAfter == .seconds(86_400))
+        }
+    }
+
     @Test(arguments: [(HTTPResponse.Status.gone, false), (.badRequest, false), (.notFound, false), (.unauthorized, false),
                       (.requestTimeout, true), (.badGateway, true), (.serviceUnavailable, true)])
     func statusesAreClassified(status: HTTPResponse.Status, retriable: Bool) async throws {
