@@ -203,7 +203,7 @@ public final class DetectionService: Service, Sendable {
             }
             switch job {
             case .lookUp(let account):
-                let lookup = await egress.client.lookUp(account.username)
+                let lookup = await egress.client.lookUp(account.username, followUps: pacer)
                 // Stopping: the request was cut short, its answer is the stop's own. Nothing is
                 // recorded; the account's lease runs out and it is checked again.
                 try Task.checkCancellation()
@@ -223,7 +223,7 @@ public final class DetectionService: Service, Sendable {
                                  reportedStart: lookup.startedAt)
                 }
             case .checkAlive(let lives):
-                let answer = await egress.client.checkAlive(lives.map(\.roomID))
+                let answer = await egress.client.checkAlive(lives.map(\.roomID), followUps: pacer)
                 try Task.checkCancellation()
                 switch answer {
                 case .answered(let alive):
@@ -257,7 +257,7 @@ public final class DetectionService: Service, Sendable {
         switch lookup {
         case .live(var room):
             if room.streams.isEmpty, (try? await pacer.acquire()) != nil {
-                let info = await egress.client.roomInfo(room.roomID)
+                let info = await egress.client.roomInfo(room.roomID, followUps: pacer)
                 switch info {
                 case .live(let detailed):
                     await pacer.finish(block: nil)

@@ -24,7 +24,7 @@ public struct EgressSnapshot: Sendable, Codable, Equatable {
 /// late, cost seven wake-ups a request on a busy machine). A block signal or a 429 pauses the egress
 /// (Retry-After when given, up to `longestRetryAfter`) and cuts its rate, for the requests already
 /// waiting too; it recovers step by step.
-actor EgressPacer {
+actor EgressPacer: FollowUpPacing {
 
     let name: String
     private var rate: Double
@@ -79,6 +79,20 @@ actor EgressPacer {
             await withCheckedContinuation { waiters.append($0) }
         }
         inFlight += 1
+        do {
+            try await start()
+        } catch {
+            release()
+            throw error
+        }
+    }
+
+    /// Waits for the next start within a place already held: a redirect's next hop.
+    func nextStart() async throws {
+        try await start()
+    }
+
+    private func start() async throws {
         // Resumed by the request before as it starts (or gives up); `timing` stays set meanwhile,
         // so a request arriving in between queues behind this one.
         if timing { await withUnsafeContinuation { queued.append($0) } }
@@ -86,17 +100,12 @@ actor EgressPacer {
         defer { passTurn() }
         let clock = ContinuousClock()
         var earliest = earliestStart
-        do {
-            // Checked again on waking: a block may have come, or the rate changed, meanwhile.
-            while clock.now < earliest {
-                try await LoopSleep.sleep(until: earliest)
-                earliest = earliestStart
-            }
-            try Task.checkCancellation()
-        } catch {
-            release()
-            throw error
+        // Checked again on waking: a block may have come, or the rate changed, meanwhile.
+        while clock.now < earliest {
+            try await LoopSleep.sleep(until: earliest)
+            earliest = earliestStart
         }
+        try Task.checkCancellation()
         let now = clock.now
         lastDue = max(earliest, now - spacing)
         lastStart = now

@@ -28,6 +28,9 @@ struct FaultMiddleware: RouterMiddleware {
                                        "statusCode": .int(Int64(status))],
                                       status: .init(code: status))
             if let retryAfter { response.headers[Reply.retryAfter] = String(retryAfter) }
+            // A redirect back to the same URL: a WAF's bounce, which a client following it would
+            // send again and again.
+            if (300..<400).contains(status) { response.headers[.location] = "\(request.uri)" }
             return response
         case .challenge:
             return Reply.html(TikTokAnswers.challengePage(id: String(Reply.newLogId().suffix(16))))

@@ -15,7 +15,7 @@ public struct FaultSpec: Codable, Sendable {
     }
 
     public var kind: Kind
-    /// http_status: the status to answer (default 403).
+    /// http_status: the status to answer (default 403); a 3xx redirects to the request's own URL.
     public var status: Int?
     /// delay: milliseconds before answering (default 1000).
     public var ms: Int?

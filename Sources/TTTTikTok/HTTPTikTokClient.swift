@@ -97,25 +97,25 @@ public final class HTTPTikTokClient: TikTokClient {
         await pool.shutdown()
     }
 
-    public func lookUp(_ username: Username) async -> AccountLookup {
+    public func lookUp(_ username: Username, followUps: (any FollowUpPacing)?) async -> AccountLookup {
         let target = "\(web.path)/api-live/user/room/?\(Self.commonQuery)&uniqueId=\(username.value)&sourceType=54"
-        switch await get(web.origin, target, headers: webHeaders) {
+        switch await get(web.origin, target, headers: webHeaders, followUps: followUps) {
         case .success(let answer): return ResponseParser.accountLookup(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
     }
 
-    public func checkAlive(_ roomIDs: [String]) async -> AliveCheck {
+    public func checkAlive(_ roomIDs: [String], followUps: (any FollowUpPacing)?) async -> AliveCheck {
         let target = "\(webcast.path)/webcast/room/check_alive/?\(Self.commonQuery)&room_ids=\(roomIDs.joined(separator: ","))"
-        switch await get(webcast.origin, target, headers: webcastHeaders) {
+        switch await get(webcast.origin, target, headers: webcastHeaders, followUps: followUps) {
         case .success(let answer): return ResponseParser.aliveCheck(answer)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
     }
 
-    public func roomInfo(_ roomID: String) async -> RoomInfo {
+    public func roomInfo(_ roomID: String, followUps: (any FollowUpPacing)?) async -> RoomInfo {
         let target = "\(webcast.path)/webcast/room/info/?\(Self.commonQuery)&room_id=\(roomID)"
-        switch await get(webcast.origin, target, headers: sessionHeaders) {
+        switch await get(webcast.origin, target, headers: sessionHeaders, followUps: followUps) {
         case .success(let answer): return ResponseParser.roomInfo(answer, roomID: roomID)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
@@ -123,7 +123,7 @@ public final class HTTPTikTokClient: TikTokClient {
 
     private enum Outcome { case success(ResponseParser.HTTPAnswer), failure(String) }
 
-    private func get(_ origin: Origin, _ target: String, headers: HeaderBlock) async -> Outcome {
+    private func get(_ origin: Origin, _ target: String, headers: HeaderBlock, followUps: (any FollowUpPacing)?) async -> Outcome {
         var origin = origin
         var target = target
         var headers = headers
@@ -140,6 +140,7 @@ public final class HTTPTikTokClient: TikTokClient {
             if [301, 302, 303, 307, 308].contains(status), redirects < Self.maxRedirects,
                let location = answer.head.location,
                let next = Self.resolve(location, from: origin, target: target) {
+                do { try await followUps?.nextStart() } catch { return .failure(HTTPFailure.cancelled.description) }
                 redirects += 1
                 origin = next.origin
                 target = next.target

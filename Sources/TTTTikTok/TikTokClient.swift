@@ -2,14 +2,31 @@ import Foundation
 import TTTDomain
 
 /// The live-detection view of TikTok. Every failure is `unknown` (with a reason and, when TikTok
-/// pushed back, a block signal): an error is never "offline".
+/// pushed back, a block signal): an error is never "offline". A call is one request, and one more
+/// for each redirect it follows; those wait for `followUps` first, so that the egress's budget
+/// holds for them too.
 public protocol TikTokClient: Sendable {
     /// `GET {web}/api-live/user/room/`: is this account live, and in which room.
-    func lookUp(_ username: Username) async -> AccountLookup
+    func lookUp(_ username: Username, followUps: (any FollowUpPacing)?) async -> AccountLookup
     /// `GET {webcast}/webcast/room/check_alive/`: which of these rooms are still live (one request).
-    func checkAlive(_ roomIDs: [String]) async -> AliveCheck
+    func checkAlive(_ roomIDs: [String], followUps: (any FollowUpPacing)?) async -> AliveCheck
     /// `GET {webcast}/webcast/room/info/`: a room's details and stream URLs (with the session cookie when set).
-    func roomInfo(_ roomID: String) async -> RoomInfo
+    func roomInfo(_ roomID: String, followUps: (any FollowUpPacing)?) async -> RoomInfo
+}
+
+extension TikTokClient {
+    /// Unpaced: the redirects, if any, are followed at once.
+    public func lookUp(_ username: Username) async -> AccountLookup { await lookUp(username, followUps: nil) }
+    public func checkAlive(_ roomIDs: [String]) async -> AliveCheck { await checkAlive(roomIDs, followUps: nil) }
+    public func roomInfo(_ roomID: String) async -> RoomInfo { await roomInfo(roomID, followUps: nil) }
+}
+
+/// The budget of the egress a call goes through, for the requests it makes after its first (a
+/// redirect's next hop): each waits for the egress's next start, as a request of its own would,
+/// rather than follow at once — a WAF that bounces every request would otherwise get four.
+public protocol FollowUpPacing: Sendable {
+    /// Returns at the egress's next start; throws if the task is cancelled meanwhile.
+    func nextStart() async throws
 }
 
 public struct StreamURLs: Sendable, Equatable, Codable {

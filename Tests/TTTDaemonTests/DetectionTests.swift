@@ -176,6 +176,22 @@ struct DetectionTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("a WAF that bounces every request back to itself: each redirect waits for its start, the budget holds")
+    func redirectLoopKeepsTheBudget() async throws {
+        let sim = SimProcess(accounts: 10)
+        try await sim.start()
+        try await sim.fault(#"{"kind":"http_status","status":302}"#)
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 5))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add"] + (0..<10).map { "sim\($0)" }).status == 0)
+        // Ten checks, each the request and its three redirects.
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 40)
+        let maxRPS = try await sim.stats()["max_rps"] as? Int ?? 99
+        #expect(maxRPS <= 6, "budget 5 requests/s + 10 % rounded up; tttsim saw \(maxRPS)")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("with TikTok's WAF policy on, tttd at its budget is never blocked")
     func rateWAFNeverTriggered() async throws {
         let sim = SimProcess(accounts: 30)

@@ -27,6 +27,21 @@ struct EgressPacerTests {
         #expect(blocked.slowdown == 0.25)
     }
 
+    @Test("a redirect's hop, within a request's place, waits for the next start like a request")
+    func followUpsKeepTheSpacing() async throws {
+        let pacer = EgressPacer(name: "direct", rate: 10, concurrency: 1)
+        try await pacer.acquire()
+        let first = ContinuousClock.now
+        try await pacer.nextStart()
+        try await pacer.nextStart()
+        // Never less than 0.99 gaps between two starts: two hops after the first, 0.198 s at least.
+        #expect(ContinuousClock.now - first >= .milliseconds(198))
+        #expect(await pacer.snapshot().requests == 3)
+        #expect(await pacer.inFlight == 1, "a hop takes no place of its own")
+        await pacer.finish(block: nil)
+        #expect(await pacer.inFlight == 0)
+    }
+
     @Test("repeated challenge pages keep cutting the rate, down to a floor")
     func floor() async throws {
         let pacer = EgressPacer(name: "direct", rate: 1, concurrency: 4)

@@ -29,6 +29,19 @@ import TTTDomain
         }
     }
 
+    @Test("a 3xx fault redirects to the request's own URL, as a WAF's bounce; other statuses carry no Location")
+    func redirectLoop() async throws {
+        try await makeSimulator(accounts: 1).makeApplication().test(.router) { client in
+            try await client.post("/_sim/faults", json: #"{"kind":"http_status","status":302}"#)
+            let bounced = try await client.get(userRoom)
+            #expect(bounced.status == .found)
+            #expect(bounced.headers[.location] == userRoom)
+            try await client.delete("/_sim/faults")
+            try await client.post("/_sim/faults", json: #"{"kind":"http_status","status":503}"#)
+            #expect(try await client.get(userRoom).headers[.location] == nil)
+        }
+    }
+
     @Test func htmlChallengeAndEmptyBody() async throws {
         try await makeSimulator(accounts: 1).makeApplication().test(.router) { client in
             try await client.post("/_sim/faults", json: #"{"kind":"html_waf"}"#)

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOSSL
+import Synchronization
 import TTTDomain
 import Testing
 @testable import TTTTikTok
@@ -405,6 +406,23 @@ struct HTTPTikTokClientTests {
         await server.stop()
     }
 
+    @Test("each redirect's hop waits for the egress's next start; a stop meanwhile sends no more")
+    func redirectsArePaced() async throws {
+        let server = try await TestHTTPServer.start { request in
+            .answer(Reply(status: .found, headers: ["Location": "/loop/\(request.uri.count)"]))
+        }
+        let client = client(server.baseURL)
+        let pacing = CountingPacing()
+        #expect(reason(await client.lookUp(Self.alice, followUps: pacing)) == "HTTP 302")
+        #expect(pacing.starts == 3 && server.requests.count == 4, "a start before each of the 3 hops")
+        let stopping = CountingPacing(failing: true)
+        #expect(reason(await client.lookUp(Self.alice, followUps: stopping)) == "cancelled")
+        #expect(stopping.starts == 1 && server.requests.count == 5, "no hop after the pacing gave up")
+        await client.shutdown()
+        await server.stop()
+    }
+
+    // MARK: 7. TLS
     // MARK: 7. TLS
 
     @Test("https with the trusted throwaway certificate: live; without trusting it: a TLS failure")
@@ -661,5 +679,20 @@ struct HTTPTikTokClientTests {
         let why = reason(await result)
         #expect(why != nil)
         await server.stop()
+    }
+}
+
+/// Counts the starts asked for; `failing` throws as a stop would.
+private final class CountingPacing: FollowUpPacing {
+    private let count = Mutex(0)
+    private let failing: Bool
+
+    init(failing: Bool = false) { self.failing = failing }
+
+    var starts: Int { count.withLock { $0 } }
+
+    func nextStart() async throws {
+        count.withLock { $0 += 1 }
+        if failing { throw CancellationError() }
     }
 }
