@@ -192,6 +192,23 @@ struct DetectionTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("a WAF that resets every connection after reading the request: the budget holds (only a connection kept idle is retried at once, and once)")
+    func resetsKeepTheBudget() async throws {
+        let sim = SimProcess(accounts: 10)
+        try await sim.start()
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 5))
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add"] + (0..<10).map { "sim\($0)" }).status == 0)
+        // Kept-alive connections first, then every request reset.
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 10)
+        try await sim.fault(#"{"kind":"reset"}"#)
+        try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 50)
+        let maxRPS = try await sim.stats()["max_rps"] as? Int ?? 99
+        #expect(maxRPS <= 6, "budget 5 requests/s + 10 % rounded up; tttsim saw \(maxRPS)")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("with TikTok's WAF policy on, tttd at its budget is never blocked")
     func rateWAFNeverTriggered() async throws {
         let sim = SimProcess(accounts: 30)
