@@ -87,7 +87,7 @@ actor EgressPacer: FollowUpPacing {
         }
     }
 
-    /// Waits for the next start within a place already held: a redirect's next hop.
+    /// Waits for the next start within a place already held: a redirect's next hop, a retry.
     func nextStart() async throws {
         try await start()
     }

@@ -87,8 +87,10 @@ final class HTTP1Pool: @unchecked Sendable {
     }
 
     /// GETs `target` (path and query) from `origin` with `headers`, Host among them. They are sent
-    /// as given (`RequestEncoder`), so the caller builds them from values it has checked.
-    func get(_ origin: Origin, target: String, headers: HeaderBlock, timeout: TimeAmount) async throws -> ResponseCollector.Answer {
+    /// as given (`RequestEncoder`), so the caller builds them from values it has checked. A retry
+    /// waits for `followUps` first: the request it repeats may have reached the server.
+    func get(_ origin: Origin, target: String, headers: HeaderBlock, timeout: TimeAmount,
+             followUps: (any FollowUpPacing)?) async throws -> ResponseCollector.Answer {
         var uri = target
         var extra: HeaderBlock?
         if let proxy, !origin.tls {
@@ -102,7 +104,9 @@ final class HTTP1Pool: @unchecked Sendable {
             do {
                 return try await exchange(request, on: connection, origin: origin, timeout: timeout)
             } catch HTTPFailure.closedBeforeAnswer {
-                // The server closed a connection it had kept idle: once more on a new one.
+                // The server closed a connection it had kept idle (or a WAF resets every one after
+                // reading the request): once more on a new one, at the egress's next start.
+                do { try await followUps?.nextStart() } catch { throw HTTPFailure.cancelled }
             }
         }
         if Task.isCancelled { throw HTTPFailure.cancelled }

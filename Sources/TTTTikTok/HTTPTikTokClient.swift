@@ -132,7 +132,7 @@ public final class HTTPTikTokClient: TikTokClient {
         while true {
             let answer: ResponseCollector.Answer
             do {
-                answer = try await pool.get(origin, target: target, headers: headers, timeout: timeout)
+                answer = try await pool.get(origin, target: target, headers: headers, timeout: timeout, followUps: followUps)
             } catch {
                 return .failure(ResponseCollector.classify(error).description)
             }

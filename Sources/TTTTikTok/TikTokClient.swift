@@ -3,8 +3,8 @@ import TTTDomain
 
 /// The live-detection view of TikTok. Every failure is `unknown` (with a reason and, when TikTok
 /// pushed back, a block signal): an error is never "offline". A call is one request, and one more
-/// for each redirect it follows; those wait for `followUps` first, so that the egress's budget
-/// holds for them too.
+/// for each redirect it follows or retry it makes; those wait for `followUps` first, so that the
+/// egress's budget holds for them too.
 public protocol TikTokClient: Sendable {
     /// `GET {web}/api-live/user/room/`: is this account live, and in which room.
     func lookUp(_ username: Username, followUps: (any FollowUpPacing)?) async -> AccountLookup
@@ -22,8 +22,9 @@ extension TikTokClient {
 }
 
 /// The budget of the egress a call goes through, for the requests it makes after its first (a
-/// redirect's next hop): each waits for the egress's next start, as a request of its own would,
-/// rather than follow at once — a WAF that bounces every request would otherwise get four.
+/// redirect's next hop, a retry on a new connection): each waits for the egress's next start, as a
+/// request of its own would, rather than follow at once — a WAF that bounces every request would
+/// otherwise get four.
 public protocol FollowUpPacing: Sendable {
     /// Returns at the egress's next start; throws if the task is cancelled meanwhile.
     func nextStart() async throws

@@ -170,7 +170,7 @@ struct DetectionTests {
         #expect(maxRPS <= 6, "budget 5 requests/s + 10 % rounded up; tttsim saw \(maxRPS)")
     }
 
-    @Test("a WAF that resets every connection after reading the request: the budget holds (only a connection kept idle is retried at once, and once)")
+    @Test("a WAF that resets every connection after reading the request: the retry on a new connection waits for its start, the budget holds")
     func resetsKeepTheBudget() async throws {
         // Kept-alive connections first, then every request reset.
         let maxRPS = try await Self.highestRate(accounts: 10, fault: #"{"kind":"reset"}"#, from: 10, until: 50)

@@ -165,6 +165,21 @@ struct HTTPTikTokClientTests {
         await server.stop()
     }
 
+    @Test("the retry on a fresh connection waits for the egress's next start: the request it repeats may have reached the server")
+    func retryIsPaced() async throws {
+        let server = try await TestHTTPServer.start { request in
+            request.connection == 1 && request.indexOnConnection == 2 ? .close : .answer(Reply(json: Self.liveJSON))
+        }
+        let client = client(server.baseURL)
+        let pacing = CountingPacing()
+        #expect(await client.lookUp(Self.alice, followUps: pacing) == Self.live)
+        #expect(pacing.starts == 0)
+        #expect(await client.lookUp(Self.alice, followUps: pacing) == Self.live)
+        #expect(pacing.starts == 1 && server.requests.map(\.connection) == [1, 1, 2])
+        await client.shutdown()
+        await server.stop()
+    }
+
     @Test("a fresh connection closed before the answer: not retried, unknown")
     func noRetryOnFreshConnection() async throws {
         let server = try await TestHTTPServer.start { _ in .close }
