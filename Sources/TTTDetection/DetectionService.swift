@@ -203,6 +203,7 @@ public final class DetectionService: Service, Sendable {
             }
             switch job {
             case .lookUp(let account):
+                let asked = ContinuousClock.now
                 let lookup = await egress.client.lookUp(account.username, followUps: pacer)
                 // Stopping: the request was cut short, its answer is the stop's own. Nothing is
                 // recorded; the account's lease runs out and it is checked again.
@@ -216,11 +217,11 @@ public final class DetectionService: Service, Sendable {
                 } else if account.live, case .live(let live) = observation, await recordedStillLive(live, account) {
                     // Written in one statement: the live goes on in the same room.
                 } else if !account.live, case .live = observation,
-                          await recordedStart(observation, account, reportedStart: lookup.startedAt) {
+                          await recordedStart(observation, account, reportedStart: lookup.startedAt, answerAge: ContinuousClock.now - asked) {
                     // Written in one statement: a live starts.
                 } else {
                     await record(observation, accountID: account.id, username: account.username, fromLookup: true,
-                                 reportedStart: lookup.startedAt)
+                                 reportedStart: lookup.startedAt, answerAge: ContinuousClock.now - asked)
                 }
             case .checkAlive(let lives):
                 let answer = await egress.client.checkAlive(lives.map(\.roomID), followUps: pacer)
@@ -268,6 +269,9 @@ public final class DetectionService: Service, Sendable {
                     room.restricted = true
                 case .ended:
                     await pacer.finish(block: nil)
+                    // The two answers disagree (the live may have ended between them): not a live
+                    // to open or keep, nor an offline to count.
+                    return .unknown("the account's answer said live, room info says room \(room.roomID) ended")
                 case .unknown(_, let block):
                     await pacer.finish(block: block)
                 }
@@ -282,12 +286,12 @@ public final class DetectionService: Service, Sendable {
 
     /// `reportedStart`: when TikTok says the live began, for the detection latency of a live this answer opens.
     private func record(_ observation: Observation, accountID: Int64, username: Username, fromLookup: Bool,
-                        reportedStart: Date? = nil) async {
+                        reportedStart: Date? = nil, answerAge: Duration = .zero) async {
         let (confirmations, recheck) = settings.withLock { ($0.offlineConfirmations, $0.aliveRecheck) }
         do {
             if let recorded = try await store.record(
                 observation, accountID: accountID, node: nodeID, offlineConfirmations: confirmations,
-                pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup) {
+                pace: pace.withLock { $0 }, aliveRecheck: recheck, fromLookup: fromLookup, answerAge: answerAge) {
                 await didRecord(recorded, username: username, reportedStart: reportedStart)
             }
         } catch {
@@ -334,13 +338,15 @@ public final class DetectionService: Service, Sendable {
         }
     }
 
-    private func recordedStart(_ observation: Observation, _ account: Store.ClaimedAccount, reportedStart: Date?) async -> Bool {
+    private func recordedStart(_ observation: Observation, _ account: Store.ClaimedAccount, reportedStart: Date?,
+                               answerAge: Duration) async -> Bool {
         let (confirmations, recheck) = settings.withLock { ($0.offlineConfirmations, $0.aliveRecheck) }
         let state = DetectionState(openLive: nil, offlineStreak: account.offlineStreak, notFoundStreak: account.notFoundStreak)
         let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: confirmations)
         do {
             guard let recorded = try await store.recordStart(decision, accountID: account.id, node: nodeID,
-                                                             pace: pace.withLock { $0 }, aliveRecheck: recheck) else { return false }
+                                                             pace: pace.withLock { $0 }, aliveRecheck: recheck,
+                                                             answerAge: answerAge) else { return false }
             await didRecord(recorded, username: account.username, reportedStart: reportedStart)
             return true
         } catch {

@@ -57,6 +57,8 @@ public enum LiveEndReason: String, Sendable {
     case offline
     /// TikTok reports another room: the old live is over, a new one began.
     case newRoom = "new_room"
+    /// The account was removed while it was live: nobody watches the live any more.
+    case removed
 }
 
 /// What to write after an observation. The store applies it in one transaction with its events.

@@ -267,6 +267,26 @@ enum Migrations {
             $$
             """,
         ]),
+        // Removing an account left its open live behind, never to end (nothing checks a live whose
+        // account is gone); removal now ends it. Lives left so by earlier versions end here.
+        Migration(version: 5, name: "open lives of removed accounts ended", statements: [
+            """
+            WITH ended AS (
+                UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'removed',
+                    alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                WHERE account_id IS NULL AND status = 'live'
+                RETURNING id, username, room_id, title, restricted
+            )
+            INSERT INTO events (type, live_id, username, payload)
+            SELECT 'live_ended', l.id, l.username,
+                   jsonb_strip_nulls(jsonb_build_object(
+                       'type', 'live_ended'::text, 'live_id', l.id, 'username', l.username, 'room_id', l.room_id,
+                       'title', l.title, 'reason', 'removed'::text, 'restricted', CASE WHEN l.restricted THEN true END,
+                       'at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+                   || jsonb_build_object('title', l.title)
+            FROM ended l
+            """,
+        ]),
     ]
 
     static var latestVersion: Int { all.last?.version ?? 0 }

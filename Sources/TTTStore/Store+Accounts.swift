@@ -78,6 +78,23 @@ extension Store {
             }
             let missing = names.filter { !present.contains($0) }
             if !missing.isEmpty { throw StoreError.accountsNotFound(missing) }
+            // A live left open would never end: no lookup or check_alive follows an account that is
+            // gone, and its pipeline would go on transcribing.
+            try await connection.query("""
+                WITH ended AS (
+                    UPDATE lives l SET status = 'ended', ended_at = now(), end_reason = \(LiveEndReason.removed.rawValue),
+                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                    FROM accounts a
+                    WHERE a.username = ANY(\(names)::text[]) AND l.account_id = a.id AND l.status = 'live'
+                    RETURNING l.id, l.username, l.room_id, l.title, l.restricted
+                ), event AS (
+                    INSERT INTO events (type, live_id, username, payload)
+                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .removed))
+                    FROM ended l
+                    RETURNING id, type
+                )
+                SELECT pg_notify('tttd_events', id::text || ' ' || type) FROM event
+                """, logger: self.logger)
             try await connection.query("""
                 WITH removed AS (DELETE FROM accounts WHERE username = ANY(\(names)::text[]) RETURNING username)
                 INSERT INTO events (type, username, payload)
@@ -87,6 +104,20 @@ extension Store {
             return names
         }
         return removed.map { Username(trusted: $0) }
+    }
+
+    /// The names among these that no account has, in order.
+    public func unwatched(_ usernames: [Username]) async throws(StoreError) -> [Username] {
+        let names = usernames.map(\.value)
+        return try await run("accounts.unwatched") { client in
+            var watched = Set<String>()
+            for try await name in try await client.query(
+                "SELECT username FROM accounts WHERE username = ANY(\(names)::text[])"
+            ).decode(String.self) {
+                watched.insert(name)
+            }
+            return usernames.filter { !watched.contains($0.value) }
+        }
     }
 
     public func listAccounts(label: String? = nil) async throws(StoreError) -> [Account] {

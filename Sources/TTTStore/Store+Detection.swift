@@ -128,14 +128,15 @@ extension Store {
             let rows = try await client.query("""
                 WITH due AS (
                     SELECT id FROM lives
-                    WHERE status = 'live' AND next_alive_check_at <= now() + make_interval(secs => \(early))
+                    WHERE status = 'live' AND account_id IS NOT NULL
+                      AND next_alive_check_at <= now() + make_interval(secs => \(early))
                       AND (alive_lease_expires_at IS NULL OR alive_lease_expires_at < now())
                     ORDER BY next_alive_check_at
                     LIMIT \(limit)
                     FOR UPDATE SKIP LOCKED
                 )
                 UPDATE lives l SET alive_lease_owner = \(node), alive_lease_expires_at = now() + make_interval(secs => \(seconds))
-                FROM due WHERE l.id = due.id AND l.account_id IS NOT NULL
+                FROM due WHERE l.id = due.id
                 RETURNING l.id, l.account_id, l.username, l.room_id
                 """)
             var lives = [ClaimedLive]()
@@ -289,7 +290,7 @@ extension Store {
     /// Nil, with nothing written, when the account has a live open since: the caller records the
     /// answer in full.
     public func recordStart(_ decision: DetectionDecision, accountID: Int64, node: String, pace: Pace,
-                            aliveRecheck: Duration) async throws(StoreError) -> Recorded? {
+                            aliveRecheck: Duration, answerAge: Duration = .zero) async throws(StoreError) -> Recorded? {
         guard let live = decision.start, decision.end == nil else { return nil }
         return try await run("detection.record_start") { client in
             // The account's row first, as `record` locks it; the unique index on open lives
@@ -308,6 +309,9 @@ extension Store {
                           FROM lives x WHERE x.account_id = \(accountID)) h
                     WHERE a.id = \(accountID) AND NOT a.live
                       AND NOT EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live')
+                      -- An answer asked for before this room's live ended is no new live in it.
+                      AND NOT EXISTS (SELECT 1 FROM lives s WHERE s.account_id = a.id AND s.room_id = \(live.roomID)
+                                      AND s.status = 'ended' AND s.ended_at > now() - make_interval(secs => \(answerAge.asSeconds)))
                     RETURNING a.id, a.username
                 ), started AS (
                     INSERT INTO lives (account_id, username, room_id, title, started_at, peak_viewers, status, restricted,
@@ -406,38 +410,67 @@ extension Store {
     /// Applies one observation of an account: the lifecycle decision, the account's state, the lives
     /// and their events commit together; NOTIFY wakes followers on commit. `aliveRecheck` is when the
     /// open live's next check_alive is due.
+    /// `answerAge`: how long ago the answer was asked for (on the asking node's clock): a "live"
+    /// asked for before its room's live ended is that live, not a new one, and is not written.
     public func record(
         _ observation: Observation, accountID: Int64, node: String, offlineConfirmations: Int,
-        pace: Pace, aliveRecheck: Duration, fromLookup: Bool
+        pace: Pace, aliveRecheck: Duration, fromLookup: Bool, answerAge: Duration = .zero
     ) async throws(StoreError) -> Recorded? {
         let logger = self.logger
         return try await transaction("detection.record") { connection -> Recorded? in
-            let rows = try await connection.query("""
-                SELECT a.username, a.offline_streak, a.not_found_streak, l.id, l.room_id,
-                       (SELECT count(*) FROM lives x WHERE x.account_id = a.id AND x.started_at > now() - interval '30 days')::int8,
-                       coalesce((SELECT max(x.started_at) > now() - interval '7 days' FROM lives x WHERE x.account_id = a.id), false)
-                FROM accounts a LEFT JOIN lives l ON l.account_id = a.id AND l.status = 'live'
-                WHERE a.id = \(accountID)
-                FOR UPDATE OF a
+            // The account's row first, then its open live in a statement of its own: a read that
+            // waited for the row lock sees the account as committed meanwhile, but a live joined to
+            // it as it was before the wait (a live another answer has just ended would be ended again).
+            let accountRows = try await connection.query("""
+                SELECT username, offline_streak, not_found_streak, lease_owner IS NOT DISTINCT FROM \(node)
+                FROM accounts WHERE id = \(accountID)
+                FOR UPDATE
                 """, logger: logger)
-            var found: (String, Int, Int, Int64?, String?, Int64, Bool)?
-            for try await row in rows.decode((String, Int, Int, Int64?, String?, Int64, Bool).self) { found = row }
+            var account: (String, Int, Int, Bool)?
+            for try await row in accountRows.decode((String, Int, Int, Bool).self) { account = row }
             // The account was removed while it was being checked: nothing to record.
-            guard let (username, offlineStreak, notFoundStreak, openID, openRoom, recentLives, thisWeek) = found else { return nil }
+            guard let (username, offlineStreak, notFoundStreak, holdsLease) = account else { return nil }
+            let liveRows = try await connection.query("""
+                SELECT l.id, l.room_id, l.alive_lease_owner IS NOT DISTINCT FROM \(node),
+                       (SELECT count(*) FROM lives x WHERE x.account_id = \(accountID) AND x.started_at > now() - interval '30 days')::int8,
+                       coalesce((SELECT max(x.started_at) > now() - interval '7 days' FROM lives x WHERE x.account_id = \(accountID)), false)
+                FROM (VALUES (1)) one LEFT JOIN lives l ON l.account_id = \(accountID) AND l.status = 'live'
+                """, logger: logger)
+            var live: (Int64?, String?, Bool?, Int64, Bool)?
+            for try await row in liveRows.decode((Int64?, String?, Bool?, Int64, Bool).self) { live = row }
+            guard let (openID, openRoom, holdsAliveLease, recentLives, thisWeek) = live else { return nil }
+            // An answer is written only under the lease it was asked under: a lookup under the
+            // account's, a room's answer under its live's check_alive lease (expired or not, as long
+            // as no other node took it since). Otherwise another node has asked meanwhile, and two
+            // answers of one moment would count twice towards an end.
+            guard fromLookup ? holdsLease : holdsAliveLease == true else { return nil }
             let state = DetectionState(
                 openLive: openID.flatMap { id in openRoom.map { DetectionState.OpenLive(id: id, roomID: $0) } },
                 offlineStreak: offlineStreak, notFoundStreak: notFoundStreak)
             let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: offlineConfirmations)
+            if let start = decision.start, answerAge > .zero {
+                let ended = try await connection.query("""
+                    SELECT EXISTS (SELECT 1 FROM lives WHERE account_id = \(accountID) AND room_id = \(start.roomID) AND status = 'ended'
+                                   AND ended_at > now() - make_interval(secs => \(answerAge.asSeconds)))
+                    """, logger: logger)
+                for try await endedSince in ended.decode(Bool.self) where endedSince { return nil }
+            }
             var events = [Int64]()
             var startedID: Int64?
 
             if let end = decision.end {
-                try await connection.query("""
+                let ended = try await connection.query("""
                     UPDATE lives SET status = 'ended', ended_at = now(), end_reason = \(end.reason.rawValue),
                         alive_lease_owner = NULL, alive_lease_expires_at = NULL
                     WHERE id = \(end.id) AND status = 'live'
+                    RETURNING id
                     """, logger: logger)
-                events.append(try await Self.insertLiveEvent(connection, type: "live_ended", liveID: end.id, reason: end.reason, logger: logger))
+                var endedNow = false
+                for try await _ in ended.decode(Int64.self) { endedNow = true }
+                // One live_ended for each live, whatever raced to end it.
+                if endedNow {
+                    events.append(try await Self.insertLiveEvent(connection, type: "live_ended", liveID: end.id, reason: end.reason, logger: logger))
+                }
             }
             if let start = decision.start {
                 let inserted = try await connection.query("""

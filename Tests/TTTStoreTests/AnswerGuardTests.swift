@@ -1,0 +1,317 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Testing
+import TTTDomain
+import TTTStore
+
+/// What keeps an answer from being written twice or out of its time, against a real PostgreSQL:
+/// a removed account's live ends with it, `record` ends a live only once whatever raced to end it,
+/// an answer is written only under the lease it was asked under, and a "live" asked for before its
+/// room's live ended starts no second live.
+@Suite("answers written once, under their lease, and not after their time", .timeLimit(.minutes(2)))
+struct AnswerGuardTests {
+    static let pace = Store.Pace(target: .seconds(60), totalWeight: 100, budgetPerSecond: 1)
+
+    // MARK: Removal
+
+    @Test("removing a live account ends its live with one live_ended event, and a live without account takes no check_alive slot")
+    func removalEndsTheLive() async throws {
+        try await TestDatabase.withStore { store in
+            _ = try await startLives(store, ["xavier", "yasmine"])
+            // x's check_alive is the most overdue: it would be first in any claim.
+            _ = try await store.client.query("UPDATE lives SET next_alive_check_at = now() - interval '1 hour' WHERE username = 'xavier'")
+            let xLive = try await liveID(store, "xavier"), yLive = try await liveID(store, "yasmine")
+
+            _ = try await store.removeAccounts([Username(trusted: "xavier")], by: "test")
+
+            // Nothing would ever check a live whose account is gone: removal ends it, in the same transaction.
+            #expect(try await liveState(store, xLive) == ["ended", "removed", "ended at set", "alive lease free"])
+            #expect(try await liveState(store, yLive) == ["live", "", "ended at unset", "alive lease free"])
+            var reasons = [String]()
+            for try await reason in try await store.client.query("""
+                SELECT coalesce(payload->>'reason', '') FROM events WHERE type = 'live_ended' AND live_id = \(xLive)
+                """).decode(String.self) {
+                reasons.append(reason)
+            }
+            #expect(reasons == ["removed"])
+
+            // The one slot goes to the live that can be answered: y's.
+            let claimed = try await store.claimLivesForAliveCheck(node: "a", limit: 1, lease: .seconds(60), ahead: .seconds(60))
+            #expect(claimed.map(\.liveID) == [yLive])
+
+            // A live without account that an earlier version left open (the migration ends those) does
+            // not take the slot either: it is never leased, and a batch of one would come back empty.
+            _ = try await store.client.query("""
+                UPDATE lives SET status = 'live', ended_at = NULL, end_reason = NULL,
+                    next_alive_check_at = now() - interval '1 hour'
+                WHERE id = \(xLive)
+                """)
+            _ = try await store.client.query(
+                "UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL WHERE id = \(yLive)")
+            let again = try await store.claimLivesForAliveCheck(node: "a", limit: 1, lease: .seconds(60), ahead: .seconds(60))
+            #expect(again.map(\.liveID) == [yLive])
+        }
+    }
+
+    // MARK: A race to end one live
+
+    @Test("a lookup's 'offline' that waited for the row lock while check_alive ended the live does not end it again")
+    func recordAfterLockWaitEndsOnce() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let logger = Logger(label: "test")
+            // The pool has two connections: this transaction holds one, `record` gets the other,
+            // and the wait is watched from this one.
+            let recording = try await store.client.withTransaction(logger: logger) { connection -> Task<Store.Recorded?, any Error> in
+                // Ended as recordRoomGone ends it: the account's row locked first, then the live and its event.
+                for try await _ in try await connection.query(
+                    "SELECT id FROM accounts WHERE id = \(id) FOR UPDATE", logger: logger
+                ).decode(Int64.self) {}
+                try await connection.query("UPDATE accounts SET live = false, offline_streak = 0 WHERE id = \(id)", logger: logger)
+                try await connection.query("""
+                    UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'offline',
+                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                    WHERE account_id = \(id) AND status = 'live'
+                    """, logger: logger)
+                try await connection.query("""
+                    INSERT INTO events (type, live_id, username, payload)
+                    SELECT 'live_ended', id, username, jsonb_build_object('type', 'live_ended'::text, 'reason', 'offline'::text)
+                    FROM lives WHERE account_id = \(id)
+                    """, logger: logger)
+                // A lookup's answer, from before the end, one confirmation from ending the live itself.
+                let task = Task {
+                    try await store.record(.offline, accountID: id, node: "a", offlineConfirmations: 1, pace: Self.pace,
+                                           aliveRecheck: .seconds(15), fromLookup: true)
+                }
+                do {
+                    try await waitUntil("record waits for the account's row lock") {
+                        try await lockWaiters(connection, logger: logger) > 0
+                    }
+                } catch {
+                    task.cancel()
+                    throw error
+                }
+                return task
+            }
+            // Committed: the waiting record goes on, and must see the live as ended.
+            let recorded = try await recording.value
+            #expect(recorded != nil && recorded?.decision.end == nil)
+            var ended = 0
+            for try await count in try await store.client.query(
+                "SELECT count(*) FROM events WHERE type = 'live_ended'"
+            ).decode(Int.self) {
+                ended = count
+            }
+            #expect(ended == 1)
+            var live = true
+            for try await value in try await store.client.query("SELECT live FROM accounts WHERE id = \(id)").decode(Bool.self) {
+                live = value
+            }
+            #expect(!live)
+        }
+    }
+
+    // MARK: Leases
+
+    @Test("a lookup answer whose account lease another node holds writes nothing")
+    func lookupUnderAnotherNodesLease() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            _ = try await store.client.query("UPDATE accounts SET lease_owner = 'b', lease_expires_at = now() + interval '1 minute'")
+            let before = try await tables(store)
+            // One confirmation would end the live: b asked since, and its answer is the one that counts.
+            #expect(try await store.record(.offline, accountID: id, node: "a", offlineConfirmations: 1, pace: Self.pace,
+                                           aliveRecheck: .seconds(15), fromLookup: true) == nil)
+            #expect(try await tables(store) == before)
+        }
+    }
+
+    @Test("a check_alive answer whose live's lease another node holds writes nothing; one under this node's lease run out does")
+    func roomAnswerUnderAnotherNodesLease() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            _ = try await store.client.query("""
+                UPDATE lives SET alive_lease_owner = 'b', alive_lease_expires_at = now() + interval '1 minute' WHERE status = 'live'
+                """)
+            let before = try await tables(store)
+            #expect(try await store.record(.roomGone("r1"), accountID: id, node: "a", offlineConfirmations: 1, pace: Self.pace,
+                                           aliveRecheck: .seconds(15), fromLookup: false) == nil)
+            #expect(try await tables(store) == before)
+
+            // This node's own lease, run out but taken by nobody since: the answer is still its to write.
+            _ = try await store.client.query("""
+                UPDATE lives SET alive_lease_owner = 'a', alive_lease_expires_at = now() - interval '1 minute' WHERE status = 'live'
+                """)
+            let recorded = try await store.record(.roomGone("r1"), accountID: id, node: "a", offlineConfirmations: 2, pace: Self.pace,
+                                                  aliveRecheck: .seconds(15), fromLookup: false)
+            #expect(recorded != nil && recorded?.decision.end == nil)
+            #expect(try await openLive(store, "xavier") == OpenLive(offlineStreak: 1, open: true))
+        }
+    }
+
+    @Test("a node whose check_alive lease ran out and was taken counts no second 'gone' for the same moment, in one statement or in full")
+    func expiredLeaseTakenByAnotherNode() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            // Node a's lease runs out at once; node b takes the live and counts its "gone".
+            let byA = try #require(try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .zero, ahead: .seconds(60)).first)
+            let byB = try #require(try await store.claimLivesForAliveCheck(node: "b", limit: 10, lease: .seconds(60), ahead: .seconds(60)).first)
+            #expect(byA.liveID == byB.liveID)
+            guard case .counted? = try await store.recordRoomGone(byB, node: "b", offlineConfirmations: 2) else {
+                Issue.record("b's 'gone' was not counted")
+                return
+            }
+            // a's answer, of the same moment, would be the second confirmation of one look: not written.
+            #expect(try await store.recordRoomGone(byA, node: "a", offlineConfirmations: 2) == nil)
+            #expect(try await store.record(.roomGone("r1"), accountID: id, node: "a", offlineConfirmations: 2, pace: Self.pace,
+                                           aliveRecheck: .seconds(15), fromLookup: false) == nil)
+            #expect(try await openLive(store, "xavier") == OpenLive(offlineStreak: 1, open: true))
+        }
+    }
+
+    // MARK: Answers older than an end
+
+    @Test("a 'live' asked for before its room's live ended starts no new live; one asked for after the end does")
+    func staleLiveAnswerStartsNothing() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            // The live in r1 ends: two "gone" from check_alive, each under a fresh claim.
+            let first = try #require(try await claimLives(store)["xavier"])
+            guard case .counted? = try await store.recordRoomGone(first, node: "a", offlineConfirmations: 2) else {
+                Issue.record("the first 'gone' was not counted")
+                return
+            }
+            let second = try #require(try await claimLives(store)["xavier"])
+            guard case .ended? = try await store.recordRoomGone(second, node: "a", offlineConfirmations: 2) else {
+                Issue.record("the second 'gone' did not end the live")
+                return
+            }
+            // A lookup claimed again; its answer was asked for a minute ago, before the end.
+            _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
+            let answer = Observation.live(Self.room("r1"))
+            let decision = LiveLifecycle.decide(DetectionState(openLive: nil, offlineStreak: 0, notFoundStreak: 0), answer,
+                                                offlineConfirmations: 2)
+            #expect(try await store.recordStart(decision, accountID: id, node: "a", pace: Self.pace, aliveRecheck: .seconds(15),
+                                                answerAge: .seconds(60)) == nil)
+            #expect(try await store.record(answer, accountID: id, node: "a", offlineConfirmations: 2, pace: Self.pace,
+                                           aliveRecheck: .seconds(15), fromLookup: true, answerAge: .seconds(60)) == nil)
+            #expect(try await lives(store) == ["r1 ended"])
+
+            // Asked for after the end: the room live again is a live again.
+            let recorded = try await store.record(answer, accountID: id, node: "a", offlineConfirmations: 2, pace: Self.pace,
+                                                  aliveRecheck: .seconds(15), fromLookup: true, answerAge: .zero)
+            #expect(recorded?.startedLiveID != nil)
+            #expect(try await lives(store) == ["r1 ended", "r1 live"])
+        }
+    }
+
+    // MARK: Helpers
+
+    static func room(_ id: String, title: String = "first title") -> ObservedLive {
+        ObservedLive(roomID: id, title: title, viewers: 10, streamURL: "http://127.0.0.1/stream-\(id).flv", restricted: false)
+    }
+
+    /// Adds the accounts and records a live answer for each (a live opens in room "r1"), then
+    /// leases them to node "a" again, as a claim before their next lookup does (as LiveAnswerTests).
+    func startLives(_ store: Store, _ names: [String]) async throws -> [String: Int64] {
+        _ = try await store.addAccounts(names.map { Username(trusted: $0) }, labels: [], by: "test")
+        let claimed = try await store.recordAndClaim([], pace: Self.pace, node: "a", limit: 10, lease: .seconds(60))
+        guard claimed.count == names.count else { throw StoreTestError("claimed \(claimed.count) accounts of \(names.count)") }
+        for account in claimed {
+            let recorded = try await store.record(.live(Self.room("r1")), accountID: account.id, node: "a", offlineConfirmations: 2,
+                                                  pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
+            guard recorded?.startedLiveID != nil else { throw StoreTestError("no live started for \(account.username)") }
+        }
+        _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
+        return Dictionary(uniqueKeysWithValues: claimed.map { ($0.username.value, $0.id) })
+    }
+
+    /// The lives whose check_alive is due within a minute, by account, leased to node "a".
+    func claimLives(_ store: Store) async throws -> [String: Store.ClaimedLive] {
+        let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
+        return Dictionary(uniqueKeysWithValues: lives.map { ($0.username.value, $0) })
+    }
+
+    /// The id of the account's (only) live.
+    func liveID(_ store: Store, _ name: String) async throws -> Int64 {
+        for try await id in try await store.client.query("SELECT id FROM lives WHERE username = \(name)").decode(Int64.self) {
+            return id
+        }
+        throw StoreTestError("no live for \(name)")
+    }
+
+    /// A live's status, end reason, end time and check_alive lease, as text.
+    func liveState(_ store: Store, _ id: Int64) async throws -> [String] {
+        for try await (status, reason, endedAt, aliveLeaseFree) in try await store.client.query("""
+            SELECT status, coalesce(end_reason, ''), ended_at IS NOT NULL, alive_lease_owner IS NULL FROM lives WHERE id = \(id)
+            """).decode((String, String, Bool, Bool).self) {
+            return [status, reason, endedAt ? "ended at set" : "ended at unset", aliveLeaseFree ? "alive lease free" : "alive lease held"]
+        }
+        throw StoreTestError("no live \(id)")
+    }
+
+    struct OpenLive: Equatable {
+        var offlineStreak: Int
+        var open: Bool
+    }
+
+    /// The account's offline streak, and whether it has a live open.
+    func openLive(_ store: Store, _ name: String) async throws -> OpenLive {
+        for try await (streak, open) in try await store.client.query("""
+            SELECT a.offline_streak, EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live')
+            FROM accounts a WHERE a.username = \(name)
+            """).decode((Int, Bool).self) {
+            return OpenLive(offlineStreak: streak, open: open)
+        }
+        throw StoreTestError("no account \(name)")
+    }
+
+    /// Every live, as its room and status, oldest first.
+    func lives(_ store: Store) async throws -> [String] {
+        var lives = [String]()
+        for try await (room, status) in try await store.client.query(
+            "SELECT room_id, status FROM lives ORDER BY id"
+        ).decode((String, String).self) {
+            lives.append("\(room) \(status)")
+        }
+        return lives
+    }
+
+    /// Every row of accounts and lives as JSON, and the events by id and type: what an answer that
+    /// writes nothing must leave as it was, times included.
+    func tables(_ store: Store) async throws -> [String] {
+        var rows = [String]()
+        for try await row in try await store.client.query("""
+            SELECT 'account ' || row_to_json(a)::text FROM accounts a
+            UNION ALL SELECT 'live ' || row_to_json(l)::text FROM lives l
+            UNION ALL SELECT 'event ' || e.id::text || ' ' || e.type FROM events e
+            ORDER BY 1
+            """).decode(String.self) {
+            rows.append(row)
+        }
+        return rows
+    }
+
+    /// How many sessions wait for a lock this connection's transaction holds. The activity view is
+    /// read once per transaction and kept until its end: the snapshot is dropped before each look.
+    func lockWaiters(_ connection: PostgresConnection, logger: Logger) async throws -> Int {
+        for try await _ in try await connection.query("SELECT pg_stat_clear_snapshot()", logger: logger) {}
+        for try await count in try await connection.query("""
+            SELECT count(*)::int8 FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND pg_backend_pid() = ANY(pg_blocking_pids(pid))
+            """, logger: logger).decode(Int64.self) {
+            return Int(count)
+        }
+        return 0
+    }
+
+    /// Polls `condition` until it holds; throws once `timeout` has passed without it.
+    func waitUntil(_ what: String, timeout: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while try await !condition() {
+            guard ContinuousClock.now < deadline else { throw StoreTestError("timed out waiting until \(what)") }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}
