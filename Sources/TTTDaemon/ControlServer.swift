@@ -117,7 +117,11 @@ struct ControlServer: Sendable {
                     case .silent:
                         continue
                     case let .follow(reply, id, subscription):
-                        try await outbound.write(ByteBuffer(data: reply))
+                        do { try await outbound.write(ByteBuffer(data: reply)) } catch {
+                            // The client left before its reply: nobody will read this subscription.
+                            await methods.feed.unsubscribe(id)
+                            throw error
+                        }
                         await stream(subscription, to: outbound, channel: connection.channel)
                         await methods.feed.unsubscribe(id)
                         return
@@ -131,29 +135,57 @@ struct ControlServer: Sendable {
 }
 
 extension ControlServer {
+    /// How long a follower tttd ends gets to take the notice that says why, before its connection
+    /// is closed: it may never read again (a suspended terminal), and must not hold up a stop.
+    static func noticeGrace(_ end: EventFeed.Subscription.End) -> Duration {
+        switch end {
+        case .overflowed: return .seconds(30)
+        case .shuttingDown: return .seconds(2)
+        }
+    }
+
+    static func notice(_ end: EventFeed.Subscription.End) -> String {
+        switch end {
+        case .overflowed:
+            return #"{"jsonrpc":"2.0","method":"error","params":{"code":"too_slow","message":"this follower fell too far behind and was disconnected; follow again"}}"# + "\n"
+        case .shuttingDown:
+            return #"{"jsonrpc":"2.0","method":"error","params":{"code":"shutting_down","message":"tttd is stopping; follow again when it is back"}}"# + "\n"
+        }
+    }
+
     /// Writes a follower's events until it leaves, falls too far behind, or tttd stops.
     private func stream(_ subscription: EventFeed.Subscription, to outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>,
                         channel: any Channel) async {
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask {
-                for await line in subscription.stream {
-                    do { try await outbound.write(line) } catch { return }
-                }
-                if subscription.overflowed {
-                    let notice = #"{"jsonrpc":"2.0","method":"error","params":{"code":"too_slow","message":"this follower fell too far behind and was disconnected; follow again"}}"# + "\n"
-                    try? await outbound.write(ByteBuffer(string: notice))
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await line in subscription.stream {
+                        // Cut off or stopping: what is still queued is dropped, the notice goes next.
+                        if subscription.endReason != nil { break }
+                        do { try await outbound.write(line) } catch { return }
+                    }
+                    guard let end = subscription.endReason else { return }
+                    try? await outbound.write(ByteBuffer(string: Self.notice(end)))
                     // Closing drops what is still queued, the notice included: wait until it has
-                    // reached the socket (an empty write completes after every earlier one), but
-                    // not for ever — this follower may never read again.
-                    await Self.waitForFlush(channel, atMost: .seconds(30))
+                    // reached the socket (an empty write completes after every earlier one).
+                    await Self.waitForFlush(channel, atMost: Self.noticeGrace(end))
                 }
+                group.addTask { try? await channel.closeFuture.get() }
+                group.addTask {
+                    // A write to a follower that reads nothing waits for room in its socket for
+                    // ever: once ended, the connection is closed after the grace whatever the writer does.
+                    for await _ in subscription.ended {}
+                    guard let end = subscription.endReason else { return }
+                    try? await Task.sleep(for: Self.noticeGrace(end))
+                }
+                await group.next()
+                // Whichever ended first, the connection is over; closing it also ends the others
+                // (a future's wait does not end on cancellation).
+                try? await channel.close()
+                group.cancelAll()
             }
-            group.addTask { try? await channel.closeFuture.get() }
-            await group.next()
-            // Whichever ended first, the connection is over; closing it also ends the other task
-            // (a future's wait does not end on cancellation).
-            try? await channel.close()
-            group.cancelAll()
+        } onGracefulShutdown: {
+            subscription.end(.shuttingDown)
         }
     }
 }

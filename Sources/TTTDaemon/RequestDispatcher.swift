@@ -51,14 +51,24 @@ struct RequestDispatcher {
             guard let params = try RPC.params(FollowParams.self, from: data, decoder: decoder) else {
                 return .reply(failure(id, ControlError(.invalidParams, "missing \"params\"")))
             }
-            var names = [String]()
+            var usernames = [Username]()
             for raw in params.usernames {
-                do { names.append(try Username(validating: raw).value) } catch {
+                do { usernames.append(try Username(validating: raw)) } catch {
                     return .reply(failure(id, ControlError(.invalidUsername, error.description)))
                 }
             }
+            let names = usernames.map(\.value)
             guard params.all || !names.isEmpty else {
                 return .reply(failure(id, ControlError(.invalidParams, "name an account or follow all")))
+            }
+            // An account nobody watches has no events to wait for: say so rather than wait for ever.
+            if !params.all {
+                let missing = try await methods.store.unwatched(usernames).map(\.value)
+                if !missing.isEmpty {
+                    return .reply(failure(id, ControlError(.notFound, missing.count == 1
+                        ? "@\(missing[0]) is not watched; add it with: tttctl accounts add @\(missing[0])"
+                        : "not watched: \(missing.map { "@" + $0 }.joined(separator: ", "))", problems: missing)))
+                }
             }
             let (subscriptionID, subscription) = try await methods.feed.subscribe(usernames: params.all ? nil : Set(names))
             logger.debug("follower subscribed", metadata: ["accounts": "\(params.all ? "all" : names.sorted().joined(separator: ","))"])

@@ -60,12 +60,12 @@ extension Store {
         return lives
     }
 
-    /// Events after `id`, oldest first, of these types (all when nil).
-    public func events(after id: Int64, types: [String]?, limit: Int) async throws(StoreError) -> [EventRecord] {
+    /// Events after `id`, and those of `holes` (ids at or below it not seen yet), oldest first.
+    public func events(after id: Int64, holes: [Int64] = [], limit: Int) async throws(StoreError) -> [EventRecord] {
         try await run("events.after") { client in
             let rows = try await client.query("""
                 SELECT id, type, live_id, username, payload::text, created_at
-                FROM events WHERE id > \(id) AND (\(types)::text[] IS NULL OR type = ANY(\(types)::text[]))
+                FROM events WHERE id > \(id) OR id = ANY(\(holes)::int8[])
                 ORDER BY id LIMIT \(limit)
                 """)
             var events = [EventRecord]()
@@ -76,11 +76,21 @@ extension Store {
         }
     }
 
-    public func lastEventID() async throws(StoreError) -> Int64 {
-        try await run("events.last") { client in
-            let rows = try await client.query("SELECT coalesce(max(id), 0)::int8 FROM events")
-            for try await id in rows.decode(Int64.self) { return id }
-            return 0
+    /// The highest event id committed, and the ids below it (within `window` of it) that no
+    /// committed event has: a transaction still running may commit them yet.
+    public func eventsEnd(window: Int) async throws(StoreError) -> (last: Int64, holes: [Int64]) {
+        try await run("events.end") { client in
+            let rows = try await client.query("""
+                WITH last AS (SELECT coalesce(max(id), 0)::int8 AS id FROM events)
+                SELECT last.id, coalesce(array_agg(g.id ORDER BY g.id) FILTER (WHERE g.id IS NOT NULL), '{}')::int8[]
+                FROM last LEFT JOIN LATERAL (
+                    SELECT n AS id FROM generate_series(greatest(1, last.id - \(window) + 1), last.id - 1) n
+                    WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = n)
+                ) g ON true
+                GROUP BY last.id
+                """)
+            for try await (last, holes) in rows.decode((Int64, [Int64]).self) { return (last, holes) }
+            return (0, [])
         }
     }
 

@@ -100,7 +100,8 @@ struct Follow: ParsableCommand {
             guard let message = try? decoder.decode(RPCNotification<JSONValue>.self, from: line) else { continue }
             if message.method == "error" {
                 Output.error(message.params["message"]?.stringValue ?? "tttd ended the stream")
-                throw ExitCode(1)
+                // tttd stopping is tttd going away (3), not a request refused (1).
+                throw ExitCode(message.params["code"]?.stringValue == "shutting_down" ? 3 : 1)
             }
             let event = message.params
             // Written straight to the descriptor: a pipe reader sees each event as it comes.

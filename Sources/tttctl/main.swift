@@ -239,6 +239,10 @@ func normalisedArguments(_ arguments: [String]) -> [String] {
 
 /// ArgumentParser exits 64 on usage errors; tttctl's contract says 2.
 func runMain() -> Never {
+    // A reader that leaves (`tttctl follow --all | head`) ends tttctl as it ends any filter, even
+    // when started with SIGPIPE ignored (systemd units, some shells): a write to the closed pipe
+    // would otherwise fail, and Foundation's FileHandle.write traps on a failed write.
+    signal(SIGPIPE, SIG_DFL)
     do {
         var command = try TTTCTL.parseAsRoot(normalisedArguments(Array(CommandLine.arguments.dropFirst())))
         try command.run()
