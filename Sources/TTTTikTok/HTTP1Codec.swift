@@ -244,7 +244,9 @@ struct ResponseReader {
         var answer = body ?? ByteBuffer()
         switch contentEncoding {
         case [], ["identity"]: break
-        case ["gzip"], ["x-gzip"], ["deflate"]: answer = try Inflater.inflate(answer, limit: maxBodyBytes)
+        // An empty body stays empty whatever its label: a front end that stamps `gzip` on the empty
+        // answer it blocks with must still read as that block.
+        case ["gzip"], ["x-gzip"], ["deflate"]: if answer.readableBytes > 0 { answer = try Inflater.inflate(answer, limit: maxBodyBytes) }
         case let other: throw .protocolError("content encoding \(other.joined(separator: ", ")) not supported")
         }
         return ResponseCollector.Answer(head: head, body: answer, reusable: reusable)

@@ -127,7 +127,7 @@ public final class HTTPTikTokClient: TikTokClient {
         var origin = origin
         var target = target
         var headers = headers
-        let firstHost = origin.host
+        let first = origin
         var redirects = 0
         while true {
             let answer: ResponseCollector.Answer
@@ -146,8 +146,9 @@ public final class HTTPTikTokClient: TikTokClient {
                 target = next.target
                 var fields = headers.fields
                 fields.replaceOrAdd(name: "Host", value: origin.authority)
-                // Cookies (the session among them) stay with the host they were meant for.
-                if origin.host != firstHost { fields.remove(name: "Cookie") }
+                // Cookies (the session among them) stay with the origin they were meant for: not
+                // another host, port, or plain HTTP where anyone on the way reads them.
+                if origin != first { fields.remove(name: "Cookie") }
                 headers = HeaderBlock(fields)
                 continue
             }

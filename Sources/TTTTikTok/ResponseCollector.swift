@@ -189,6 +189,9 @@ final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
 
     static func classify(_ error: any Error) -> HTTPFailure {
         if let failure = error as? HTTPFailure { return failure }
+        // A TLS peer that closes without close_notify (most servers, dropping an idle connection)
+        // has closed the connection, like a plain one: a request it never answered may be sent again.
+        if let tls = error as? NIOSSLError, case .uncleanShutdown = tls { return .closed }
         if error is NIOSSLError || error is BoringSSLError || error is NIOSSLExtraError {
             return .tls(String("\(error)".prefix(160)))
         }

@@ -161,13 +161,19 @@ public enum ResponseParser {
         case 19881007?:
             return .notFound
         default:
-            let message = envelope.message.map { $0.isEmpty ? "" : " \($0)" } ?? ""
+            // TikTok's words go into the account's check detail and the logs: one short line.
+            let message = envelope.message.map { $0.isEmpty ? "" : " " + ServerText.oneLine($0) } ?? ""
             return .unknown(reason: "TikTok status \(envelope.statusCode.map(String.init) ?? "missing")\(message)", block: nil)
         }
         guard let user = envelope.user else {
             return .unknown(reason: "api-live/user/room without data.user", block: nil)
         }
         let roomID = user.roomId.flatMap { $0.isEmpty || $0 == "0" ? nil : $0 }
+        // Room ids are integers (TIKTOK.md): anything else would go into check_alive's and room
+        // info's queries as it came, and never match an answer.
+        if let roomID, !roomID.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) {
+            return .unknown(reason: "room id \(ServerText.oneLine(String(roomID.prefix(40)))) is not a number", block: nil)
+        }
         let status = envelope.liveRoom?.status ?? user.status
         switch status {
         case 2?:
@@ -178,6 +184,11 @@ public enum ResponseParser {
                 roomID: roomID, title: room?.title, viewers: room?.userCount,
                 startedAt: room?.startTime.map { Date(timeIntervalSince1970: TimeInterval($0)) }, streams: streams))
         case 4?:
+            // Offline is both statuses 4: an answer that says so of one and not of the other may be
+            // mid-change, and counting it towards an end could end a live that goes on.
+            if let userStatus = user.status, userStatus != 4 {
+                return .unknown(reason: "user status \(userStatus) but room status 4", block: nil)
+            }
             return .offline(lastRoomID: roomID)
         case let other?:
             // 3 is reported as "paused": still the same live, not an end.

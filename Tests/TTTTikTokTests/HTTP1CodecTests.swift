@@ -204,6 +204,22 @@ struct HTTP1CodecTests {
             }
         }
     }
+
+    @Test("an empty body labelled gzip, x-gzip or deflate is an empty body, not a broken compressed one")
+    func emptyCompressed() throws {
+        // A front end that blocks may stamp its usual Content-Encoding on the empty answer it sends:
+        // it must still read as that empty answer.
+        for encoding in ["gzip", "x-gzip", "deflate"] {
+            let answer = try #require(try read("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nContent-Encoding: \(encoding)\r\n\r\n"), "\(encoding)")
+            #expect(answer.head.code == 200)
+            #expect(answer.body.readableBytes == 0, "\(encoding)")
+            #expect(answer.reusable, "\(encoding)")
+        }
+        let chunked = try #require(try read("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Encoding: gzip\r\n\r\n0\r\n\r\n"))
+        #expect(chunked.body.readableBytes == 0)
+        // A body that is there is still inflated, and refused when it is not gzip.
+        #expect(isProtocolError(failure("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Encoding: gzip\r\n\r\nx")))
+    }
 }
 
 /// `bytes` zlib-wrapped (HTTP's "deflate"), by Python's zlib.

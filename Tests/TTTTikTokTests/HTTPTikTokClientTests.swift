@@ -695,6 +695,96 @@ struct HTTPTikTokClientTests {
         #expect(why != nil)
         await server.stop()
     }
+
+    // MARK: 12. Where the session goes on a redirect
+
+    @Test("a redirect from https to plain http on the same host name does not carry the session")
+    func downgradeRedirectDropsSession() async throws {
+        // Both by the name "localhost": only the scheme (and the port) tell the two origins apart.
+        let certificate = try await TestCertificate.localhost.value
+        let plain = try await TestHTTPServer.start { _ in .answer(Reply(json: Self.roomInfoJSON)) }
+        let secure = try await TestHTTPServer.start(tls: try certificate.serverContext()) { _ in
+            .answer(Reply(status: .found, headers: ["Location": "http://localhost:\(plain.port)/elsewhere"]))
+        }
+        let client = client("https://localhost:\(secure.port)", session: "s3cr3t", tls: try certificate.trustingClient())
+        guard case .live = await client.roomInfo(Self.roomID) else {
+            Issue.record("not live after the redirect")
+            return
+        }
+        #expect(secure.requests.first?.headers.first(name: "Cookie")?.contains("sessionid=s3cr3t") == true,
+                "the session went to the https origin it is meant for")
+        let followed = try #require(plain.requests.first)
+        #expect(plain.requests.count == 1)
+        #expect(followed.path == "/elsewhere")
+        #expect(followed.headers["Host"] == ["localhost:\(plain.port)"])
+        // In clear text anyone on the way reads it.
+        #expect(!followed.headers["Cookie"].contains { $0.contains("sessionid") }, "\(followed.headers["Cookie"])")
+        await client.shutdown()
+        await secure.stop()
+        await plain.stop()
+    }
+
+    @Test("a redirect to another port of the same host does not carry the session")
+    func otherPortRedirectDropsSession() async throws {
+        let other = try await TestHTTPServer.start { _ in .answer(Reply(json: Self.roomInfoJSON)) }
+        let first = try await TestHTTPServer.start { _ in
+            .answer(Reply(status: .found, headers: ["Location": "http://127.0.0.1:\(other.port)/elsewhere"]))
+        }
+        let client = client(first.baseURL, session: "s3cr3t")
+        guard case .live = await client.roomInfo(Self.roomID) else {
+            Issue.record("not live after the redirect")
+            return
+        }
+        #expect(first.requests.first?.headers.first(name: "Cookie")?.contains("sessionid=s3cr3t") == true)
+        let followed = try #require(other.requests.first)
+        #expect(followed.headers["Host"] == ["127.0.0.1:\(other.port)"])
+        // Another port is another server, maybe another owner's.
+        #expect(!followed.headers["Cookie"].contains { $0.contains("sessionid") }, "\(followed.headers["Cookie"])")
+        await client.shutdown()
+        await first.stop()
+        await other.stop()
+    }
+
+    @Test("a redirect to the same origin by an absolute Location keeps the cookies, the session among them")
+    func sameOriginRedirectKeepsSession() async throws {
+        let port = Locked(0)
+        let server = try await TestHTTPServer.start { request in
+            if request.path == "/moved" { return .answer(Reply(json: Self.roomInfoJSON)) }
+            return .answer(Reply(status: .found, headers: ["Location": "http://127.0.0.1:\(port.withLock { $0 })/moved"]))
+        }
+        port.withLock { $0 = server.port }
+        let client = client(server.baseURL, session: "s3cr3t")
+        guard case .live = await client.roomInfo(Self.roomID) else {
+            Issue.record("not live after the redirect")
+            return
+        }
+        let requests = server.requests
+        try #require(requests.count == 2)
+        #expect(requests[1].path == "/moved")
+        #expect(requests[1].headers["Cookie"] == ["tt-target-idc=useast1a; sessionid=s3cr3t; sessionid_ss=s3cr3t; sid_tt=s3cr3t"])
+        await client.shutdown()
+        await server.stop()
+    }
+
+    // MARK: 13. Empty answers labelled compressed
+
+    @Test("an empty answer labelled gzip is the empty answer of a block, not a broken gzip")
+    func emptyGzipAnswer() async throws {
+        // A front end that blocks may stamp its usual Content-Encoding on the empty answer it sends.
+        let server = try await TestHTTPServer.start { _ in
+            .answer(Reply(headers: ["Content-Type": "application/json", "Content-Encoding": "gzip"]))
+        }
+        let client = client(server.baseURL)
+        let result = await client.lookUp(Self.alice)
+        guard case .unknown = result else {
+            Issue.record("not unknown: \(result)")
+            return
+        }
+        #expect(result.block == .emptyBody, "\(result)")
+        #expect(server.requests.first?.headers.first(name: "Accept-Encoding")?.contains("gzip") == true)
+        await client.shutdown()
+        await server.stop()
+    }
 }
 
 /// Counts the starts asked for; `failing` throws as a stop would.

@@ -91,4 +91,40 @@ struct ResponseParserTests {
         #expect(HTTPTikTokClient.sessionCookies("abc\n") == "sessionid=abc; sessionid_ss=abc; sid_tt=abc")
         #expect(HTTPTikTokClient.sessionCookies("sessionid=x; sid_tt=x") == "sessionid=x; sid_tt=x")
     }
+
+    @Test("user status 2 with its room but liveRoom status 4: unknown, not offline; offline is both statuses 4")
+    func disagreeingStatuses() {
+        // The answer may be caught mid-change: counted as offline, it could end a live that goes on.
+        let disagreeing = #"{"data":{"user":{"roomId":"7684008970436823815","status":2},"liveRoom":{"status":4}},"extra":{},"message":"","statusCode":0}"#
+        let lookup = ResponseParser.accountLookup(answer(disagreeing))
+        guard case .unknown(_, let block) = lookup else {
+            Issue.record("not unknown: \(lookup)")
+            return
+        }
+        #expect(block == nil, "not a block signal: nothing to back off from")
+        let bothOffline = #"{"data":{"user":{"roomId":"7684008970436823815","status":4},"liveRoom":{"status":4}},"extra":{},"message":"","statusCode":0}"#
+        #expect(ResponseParser.accountLookup(answer(bothOffline)) == .offline(lastRoomID: "7684008970436823815"))
+        // A user without a status says nothing against the room's 4.
+        let userWithoutStatus = #"{"data":{"user":{"roomId":"7684008970436823815"},"liveRoom":{"status":4}},"extra":{},"message":"","statusCode":0}"#
+        #expect(ResponseParser.accountLookup(answer(userWithoutStatus)) == .offline(lastRoomID: "7684008970436823815"))
+    }
+
+    @Test("a room id that is not a number is unknown, live or not; TikTok's message is cut to one short line")
+    func malformedRoomIDAndLongMessage() {
+        for (id, status) in [("1,2", 2), ("1&room_id=9", 2), ("76840089704368238l5", 4)] {
+            let body = #"{"data":{"user":{"roomId":"\#(id)","status":\#(status)},"liveRoom":{"status":\#(status)}},"extra":{},"message":"","statusCode":0}"#
+            guard case .unknown(let reason, nil) = ResponseParser.accountLookup(answer(body)) else {
+                Issue.record("room id \(id) was taken: \(ResponseParser.accountLookup(answer(body)))")
+                continue
+            }
+            #expect(reason.contains("not a number"), "\(reason)")
+        }
+        let long = String(repeating: "blocked\\n", count: 200)
+        let refused = #"{"data":null,"message":"\#(long)","extra":{},"statusCode":10000}"#
+        guard case .unknown(let reason, _) = ResponseParser.accountLookup(answer(refused)) else {
+            Issue.record("not unknown")
+            return
+        }
+        #expect(reason.count < 260 && !reason.contains("\n"), "\(reason.count) characters: \(reason.prefix(80))")
+    }
 }
