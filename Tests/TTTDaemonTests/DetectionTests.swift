@@ -9,7 +9,7 @@ import Glibc
 @Suite("live detection")
 struct DetectionTests {
     /// A tight budget for tests: 4 requests/s, each account every second, lives re-checked every second.
-    static func config(_ sim: SimProcess, rate: Double = 4, extra: String = "") -> String {
+    static func config(_ sim: SimProcess, rate: Double = 4, lease: String = "5s", extra: String = "") -> String {
         """
         tiktok:
           web_url: "\(sim.baseURL)"
@@ -20,7 +20,7 @@ struct DetectionTests {
           interval: 1s
           offline_confirmations: 2
           live_recheck: 1s
-          lease: 5s
+          lease: \(lease)
         transcription:
           enabled: false
         \(extra)

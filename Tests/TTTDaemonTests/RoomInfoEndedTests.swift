@@ -18,21 +18,7 @@ struct RoomInfoEndedTests {
         let database = try await TestDatabase.create()
         // A lease longer than the held request: the answer is still this node's to record, and no
         // other lookup of the account runs meanwhile.
-        let config = """
-            tiktok:
-              web_url: "\(sim.baseURL)"
-              webcast_url: "\(sim.baseURL)"
-              requests_per_second: 4
-              concurrency: 2
-            detection:
-              interval: 1s
-              offline_confirmations: 2
-              live_recheck: 1s
-              lease: 30s
-            transcription:
-              enabled: false
-            """
-        let daemon = try DaemonProcess(database: database, extraConfig: config,
+        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim, lease: "30s"),
                                        environment: ["TTTD_SECRETS_TIKTOK_SESSION": "test-session"])
         try await daemon.start()
         #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)

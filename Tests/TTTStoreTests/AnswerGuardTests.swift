@@ -11,14 +11,14 @@ import TTTStore
 /// room's live ended starts no second live.
 @Suite("answers written once, under their lease, and not after their time", .timeLimit(.minutes(2)))
 struct AnswerGuardTests {
-    static let pace = Store.Pace(target: .seconds(60), totalWeight: 100, budgetPerSecond: 1)
+    static let pace = LiveAnswerTests.pace
 
     // MARK: Removal
 
     @Test("removing a live account ends its live with one live_ended event, and a live without account takes no check_alive slot")
     func removalEndsTheLive() async throws {
         try await TestDatabase.withStore { store in
-            _ = try await startLives(store, ["xavier", "yasmine"])
+            _ = try await LiveAnswerTests().startLives(store, ["xavier", "yasmine"])
             // x's check_alive is the most overdue: it would be first in any claim.
             _ = try await store.client.query("UPDATE lives SET next_alive_check_at = now() - interval '1 hour' WHERE username = 'xavier'")
             let xLive = try await liveID(store, "xavier"), yLive = try await liveID(store, "yasmine")
@@ -59,7 +59,7 @@ struct AnswerGuardTests {
     @Test("a lookup's 'offline' that waited for the row lock while check_alive ended the live does not end it again")
     func recordAfterLockWaitEndsOnce() async throws {
         try await TestDatabase.withStore { store in
-            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
             let logger = Logger(label: "test")
             // The pool has two connections: this transaction holds one, `record` gets the other,
             // and the wait is watched from this one.
@@ -117,7 +117,7 @@ struct AnswerGuardTests {
     @Test("a lookup answer whose account lease another node holds writes nothing")
     func lookupUnderAnotherNodesLease() async throws {
         try await TestDatabase.withStore { store in
-            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
             _ = try await store.client.query("UPDATE accounts SET lease_owner = 'b', lease_expires_at = now() + interval '1 minute'")
             let before = try await tables(store)
             // One confirmation would end the live: b asked since, and its answer is the one that counts.
@@ -130,7 +130,7 @@ struct AnswerGuardTests {
     @Test("a check_alive answer whose live's lease another node holds writes nothing; one under this node's lease run out does")
     func roomAnswerUnderAnotherNodesLease() async throws {
         try await TestDatabase.withStore { store in
-            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
             _ = try await store.client.query("""
                 UPDATE lives SET alive_lease_owner = 'b', alive_lease_expires_at = now() + interval '1 minute' WHERE status = 'live'
                 """)
@@ -153,7 +153,7 @@ struct AnswerGuardTests {
     @Test("a node whose check_alive lease ran out and was taken counts no second 'gone' for the same moment, in one statement or in full")
     func expiredLeaseTakenByAnotherNode() async throws {
         try await TestDatabase.withStore { store in
-            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
             // Node a's lease runs out at once; node b takes the live and counts its "gone".
             let byA = try #require(try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .zero, ahead: .seconds(60)).first)
             let byB = try #require(try await store.claimLivesForAliveCheck(node: "b", limit: 10, lease: .seconds(60), ahead: .seconds(60)).first)
@@ -175,21 +175,21 @@ struct AnswerGuardTests {
     @Test("a 'live' asked for before its room's live ended starts no new live; one asked for after the end does")
     func staleLiveAnswerStartsNothing() async throws {
         try await TestDatabase.withStore { store in
-            let id = try #require(try await startLives(store, ["xavier"])["xavier"])
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
             // The live in r1 ends: two "gone" from check_alive, each under a fresh claim.
-            let first = try #require(try await claimLives(store)["xavier"])
+            let first = try #require(try await LiveAnswerTests().claimLives(store)["xavier"])
             guard case .counted? = try await store.recordRoomGone(first, node: "a", offlineConfirmations: 2) else {
                 Issue.record("the first 'gone' was not counted")
                 return
             }
-            let second = try #require(try await claimLives(store)["xavier"])
+            let second = try #require(try await LiveAnswerTests().claimLives(store)["xavier"])
             guard case .ended? = try await store.recordRoomGone(second, node: "a", offlineConfirmations: 2) else {
                 Issue.record("the second 'gone' did not end the live")
                 return
             }
             // A lookup claimed again; its answer was asked for a minute ago, before the end.
             _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
-            let answer = Observation.live(Self.room("r1"))
+            let answer = Observation.live(LiveAnswerTests.room("r1"))
             let decision = LiveLifecycle.decide(DetectionState(openLive: nil, offlineStreak: 0, notFoundStreak: 0), answer,
                                                 offlineConfirmations: 2)
             #expect(try await store.recordStart(decision, accountID: id, node: "a", pace: Self.pace, aliveRecheck: .seconds(15),
@@ -207,31 +207,6 @@ struct AnswerGuardTests {
     }
 
     // MARK: Helpers
-
-    static func room(_ id: String, title: String = "first title") -> ObservedLive {
-        ObservedLive(roomID: id, title: title, viewers: 10, streamURL: "http://127.0.0.1/stream-\(id).flv", restricted: false)
-    }
-
-    /// Adds the accounts and records a live answer for each (a live opens in room "r1"), then
-    /// leases them to node "a" again, as a claim before their next lookup does (as LiveAnswerTests).
-    func startLives(_ store: Store, _ names: [String]) async throws -> [String: Int64] {
-        _ = try await store.addAccounts(names.map { Username(trusted: $0) }, labels: [], by: "test")
-        let claimed = try await store.recordAndClaim([], pace: Self.pace, node: "a", limit: 10, lease: .seconds(60))
-        guard claimed.count == names.count else { throw StoreTestError("claimed \(claimed.count) accounts of \(names.count)") }
-        for account in claimed {
-            let recorded = try await store.record(.live(Self.room("r1")), accountID: account.id, node: "a", offlineConfirmations: 2,
-                                                  pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
-            guard recorded?.startedLiveID != nil else { throw StoreTestError("no live started for \(account.username)") }
-        }
-        _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
-        return Dictionary(uniqueKeysWithValues: claimed.map { ($0.username.value, $0.id) })
-    }
-
-    /// The lives whose check_alive is due within a minute, by account, leased to node "a".
-    func claimLives(_ store: Store) async throws -> [String: Store.ClaimedLive] {
-        let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
-        return Dictionary(uniqueKeysWithValues: lives.map { ($0.username.value, $0) })
-    }
 
     /// The id of the account's (only) live.
     func liveID(_ store: Store, _ name: String) async throws -> Int64 {
