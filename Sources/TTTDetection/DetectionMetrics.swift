@@ -25,15 +25,16 @@ struct CheckCounters: Sendable {
 
 /// The block signals of one egress and its current slow-down.
 struct EgressMetrics: Sendable {
-    private let tooManyRequests, challengePage, emptyBody, forbidden: Counter
+    private let tooManyRequests, challengePage, emptyBody, forbidden, roomInfoRefused: Counter
     let rate: Gauge
 
     init(egress: String) {
         func counter(_ signal: String) -> Counter {
             Counter(label: TTTMetric.egressBlocks.name, dimensions: [("egress", egress), ("signal", signal)])
         }
-        (tooManyRequests, challengePage, emptyBody, forbidden) =
-            (counter("too_many_requests"), counter("challenge_page"), counter("empty_body"), counter("forbidden"))
+        (tooManyRequests, challengePage, emptyBody, forbidden, roomInfoRefused) =
+            (counter("too_many_requests"), counter("challenge_page"), counter("empty_body"), counter("forbidden"),
+             counter("room_info_refused"))
         rate = Gauge(label: TTTMetric.egressRate.name, dimensions: [("egress", egress)])
         rate.record(1.0)
     }
@@ -44,6 +45,7 @@ struct EgressMetrics: Sendable {
         case .challengePage: challengePage.increment()
         case .emptyBody: emptyBody.increment()
         case .forbidden: forbidden.increment()
+        case .roomInfoRefused: roomInfoRefused.increment()
         }
     }
 }

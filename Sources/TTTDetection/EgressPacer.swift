@@ -167,6 +167,9 @@ actor EgressPacer: FollowUpPacing {
         case .forbidden:
             pause = probe
             lastBlock = "403"
+        case .roomInfoRefused:
+            pause = probe
+            lastBlock = "room info refused (4003110) although the session was sent"
         }
         pausedUntil = max(pausedUntil, now + pause)
     }

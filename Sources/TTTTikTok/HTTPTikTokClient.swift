@@ -40,6 +40,8 @@ public final class HTTPTikTokClient: TikTokClient {
     private let webcastHeaders: HeaderBlock
     /// webcast's with the session, for room/info.
     private let sessionHeaders: HeaderBlock
+    /// A session goes with room/info: its refusals are TikTok's, not a restricted room's.
+    private let sendsSession: Bool
     /// The session secret was given but cannot be a header value (a control character, a line
     /// break inside): it is not sent. Headers are checked here, once, not on every request.
     public let sessionRefused: Bool
@@ -74,6 +76,7 @@ public final class HTTPTikTokClient: TikTokClient {
         let sessionCookie = session.flatMap { $0.isEmpty ? nil : Self.sessionCookies($0) }
         let usableSession = sessionCookie.flatMap { Self.isValidHeaderValue($0) ? $0 : nil }
         sessionRefused = sessionCookie != nil && usableSession == nil
+        sendsSession = usableSession != nil
         webHeaders = Self.headers(common, host: web.origin.authority, cookie: cookie)
         webcastHeaders = Self.headers(common, host: webcast.origin.authority, cookie: cookie)
         sessionHeaders = Self.headers(common, host: webcast.origin.authority,
@@ -116,7 +119,7 @@ public final class HTTPTikTokClient: TikTokClient {
     public func roomInfo(_ roomID: String, followUps: (any FollowUpPacing)?) async -> RoomInfo {
         let target = "\(webcast.path)/webcast/room/info/?\(Self.commonQuery)&room_id=\(roomID)"
         switch await get(webcast.origin, target, headers: sessionHeaders, followUps: followUps) {
-        case .success(let answer): return ResponseParser.roomInfo(answer, roomID: roomID)
+        case .success(let answer): return ResponseParser.roomInfo(answer, roomID: roomID, sessionSent: sendsSession)
         case .failure(let reason): return .unknown(reason: reason, block: nil)
         }
     }

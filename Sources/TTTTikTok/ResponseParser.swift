@@ -290,13 +290,18 @@ public enum ResponseParser {
         var status_code: Int?
     }
 
-    public static func roomInfo(_ answer: HTTPAnswer, roomID: String) -> RoomInfo {
+    /// `sessionSent`: 4003110 asks for a logged-in session; when one was sent, it is TikTok
+    /// refusing (throttling, or the session expired), a block signal like the others.
+    public static func roomInfo(_ answer: HTTPAnswer, roomID: String, sessionSent: Bool = false) -> RoomInfo {
         if let refused = refusal(answer) { return .unknown(reason: refused.reason, block: refused.block) }
         guard let envelope = try? JSONDecoder().decode(RoomInfoEnvelope.self, from: answer.body) else {
             return .unknown(reason: "unexpected JSON from room/info", block: nil)
         }
         switch envelope.status_code {
         case 0?: break
+        case 4003110? where sessionSent:
+            return .unknown(reason: "room info refused (4003110) although the session was sent: TikTok throttling, or the session expired",
+                            block: .roomInfoRefused)
         case 4003110?, 10011?: return .restricted
         default: return .unknown(reason: "room/info status \(envelope.status_code.map(String.init) ?? "missing")", block: nil)
         }

@@ -72,6 +72,9 @@ public enum BlockSignal: Sendable, Equatable {
     /// HTTP 200 with an empty body.
     case emptyBody
     case forbidden
+    /// Room info's code 4003110 although the session was sent (without one it means an
+    /// age-restricted room): TikTok throttling, or a session that expired.
+    case roomInfoRefused
     /// HTTP 429, with the Retry-After delay when given.
     case tooManyRequests(retryAfter: Duration?)
 }

@@ -356,28 +356,6 @@ struct HTTPTikTokClientTests {
         await server.stop()
     }
 
-    @Test("a redirect to another host does not carry the cookies (nor the session)")
-    func crossHostRedirect() async throws {
-        let port = Locked(0)
-        let server = try await TestHTTPServer.start { request in
-            if request.path == "/elsewhere" { return .answer(Reply(json: Self.roomInfoJSON)) }
-            return .answer(Reply(status: .found, headers: ["Location": "http://localhost:\(port.withLock { $0 })/elsewhere"]))
-        }
-        port.withLock { $0 = server.port }
-        let client = client(server.baseURL, session: "s3cr3t")
-        guard case .live = await client.roomInfo(Self.roomID) else {
-            Issue.record("not live after the redirect")
-            return
-        }
-        let requests = server.requests
-        try #require(requests.count == 2)
-        #expect(requests[0].headers.first(name: "Cookie")?.contains("sessionid=s3cr3t") == true)
-        #expect(requests[1].path == "/elsewhere")
-        #expect(requests[1].headers["Host"] == ["localhost:\(server.port)"])
-        #expect(requests[1].headers["Cookie"].isEmpty, "no cookie to another host")
-        await client.shutdown()
-        await server.stop()
-    }
 
     @Test("a session that cannot be a header value is not sent; the requests still go")
     func sessionWithLineBreak() async throws {
@@ -724,46 +702,48 @@ struct HTTPTikTokClientTests {
         await plain.stop()
     }
 
-    @Test("a redirect to another port of the same host does not carry the session")
-    func otherPortRedirectDropsSession() async throws {
+    enum RedirectTarget: String, CaseIterable, Sendable {
+        case otherHost = "another host", otherPort = "another port of the same host", sameOrigin = "the same origin"
+    }
+
+    @Test("a redirect carries the cookies, the session among them, to the origin they were meant for only",
+          arguments: RedirectTarget.allCases)
+    func redirectCookies(to target: RedirectTarget) async throws {
         let other = try await TestHTTPServer.start { _ in .answer(Reply(json: Self.roomInfoJSON)) }
-        let first = try await TestHTTPServer.start { _ in
-            .answer(Reply(status: .found, headers: ["Location": "http://127.0.0.1:\(other.port)/elsewhere"]))
+        let port = Locked(0)
+        let first = try await TestHTTPServer.start { request in
+            if request.path == "/elsewhere" { return .answer(Reply(json: Self.roomInfoJSON)) }
+            let location = switch target {
+            case .otherHost: "http://localhost:\(port.withLock { $0 })/elsewhere"
+            case .otherPort: "http://127.0.0.1:\(other.port)/elsewhere"
+            case .sameOrigin: "http://127.0.0.1:\(port.withLock { $0 })/elsewhere"
+            }
+            return .answer(Reply(status: .found, headers: ["Location": location]))
         }
+        port.withLock { $0 = first.port }
         let client = client(first.baseURL, session: "s3cr3t")
         guard case .live = await client.roomInfo(Self.roomID) else {
             Issue.record("not live after the redirect")
             return
         }
         #expect(first.requests.first?.headers.first(name: "Cookie")?.contains("sessionid=s3cr3t") == true)
-        let followed = try #require(other.requests.first)
-        #expect(followed.headers["Host"] == ["127.0.0.1:\(other.port)"])
-        // Another port is another server, maybe another owner's.
-        #expect(!followed.headers["Cookie"].contains { $0.contains("sessionid") }, "\(followed.headers["Cookie"])")
+        let followed = try #require(target == .otherPort ? other.requests.first : first.requests.dropFirst().first)
+        #expect(followed.path == "/elsewhere")
+        let authority = switch target {
+        case .otherHost: "localhost:\(first.port)"
+        case .otherPort: "127.0.0.1:\(other.port)"
+        case .sameOrigin: "127.0.0.1:\(first.port)"
+        }
+        #expect(followed.headers["Host"] == [authority])
+        if target == .sameOrigin {
+            #expect(followed.headers["Cookie"] == ["tt-target-idc=useast1a; sessionid=s3cr3t; sessionid_ss=s3cr3t; sid_tt=s3cr3t"])
+        } else {
+            // Another host or port is another server, maybe another owner's.
+            #expect(followed.headers["Cookie"].isEmpty, "no cookie to \(target.rawValue): \(followed.headers["Cookie"])")
+        }
         await client.shutdown()
         await first.stop()
         await other.stop()
-    }
-
-    @Test("a redirect to the same origin by an absolute Location keeps the cookies, the session among them")
-    func sameOriginRedirectKeepsSession() async throws {
-        let port = Locked(0)
-        let server = try await TestHTTPServer.start { request in
-            if request.path == "/moved" { return .answer(Reply(json: Self.roomInfoJSON)) }
-            return .answer(Reply(status: .found, headers: ["Location": "http://127.0.0.1:\(port.withLock { $0 })/moved"]))
-        }
-        port.withLock { $0 = server.port }
-        let client = client(server.baseURL, session: "s3cr3t")
-        guard case .live = await client.roomInfo(Self.roomID) else {
-            Issue.record("not live after the redirect")
-            return
-        }
-        let requests = server.requests
-        try #require(requests.count == 2)
-        #expect(requests[1].path == "/moved")
-        #expect(requests[1].headers["Cookie"] == ["tt-target-idc=useast1a; sessionid=s3cr3t; sessionid_ss=s3cr3t; sid_tt=s3cr3t"])
-        await client.shutdown()
-        await server.stop()
     }
 
     // MARK: 13. Empty answers labelled compressed
@@ -783,6 +763,26 @@ struct HTTPTikTokClientTests {
         #expect(result.block == .emptyBody, "\(result)")
         #expect(server.requests.first?.headers.first(name: "Accept-Encoding")?.contains("gzip") == true)
         await client.shutdown()
+        await server.stop()
+    }
+
+    // MARK: 14. Room info refused although the session was sent
+
+    @Test("room info's 4003110 is a restricted room without a session, a block signal with one")
+    func roomInfoRefusedWithSession() async throws {
+        let server = try await TestHTTPServer.start { _ in
+            .answer(Reply(json: #"{"data":{"prompts":"This LIVE is age-restricted"},"extra":{"now":1},"status_code":4003110}"#))
+        }
+        let anonymous = client(server.baseURL)
+        #expect(await anonymous.roomInfo(Self.roomID) == .restricted)
+        let withSession = client(server.baseURL, session: "s3cr3t")
+        guard case .unknown(let reason, .roomInfoRefused?) = await withSession.roomInfo(Self.roomID) else {
+            Issue.record("not a block signal with the session sent")
+            return
+        }
+        #expect(!reason.contains("s3cr3t"), "the session never goes into a reason: \(reason)")
+        await anonymous.shutdown()
+        await withSession.shutdown()
         await server.stop()
     }
 }

@@ -127,4 +127,15 @@ struct ResponseParserTests {
         }
         #expect(reason.count < 260 && !reason.contains("\n"), "\(reason.count) characters: \(reason.prefix(80))")
     }
+
+    @Test("room info's 4003110: a restricted room without a session, TikTok refusing (a block signal) with one")
+    func refusedWithSession() {
+        let refused = #"{"data":{"prompts":"This LIVE is age-restricted"},"extra":{"now":1},"status_code":4003110}"#
+        #expect(ResponseParser.roomInfo(answer(refused), roomID: "1", sessionSent: false) == .restricted)
+        guard case .unknown(let reason, .roomInfoRefused?) = ResponseParser.roomInfo(answer(refused), roomID: "1", sessionSent: true) else {
+            Issue.record("not a block: \(ResponseParser.roomInfo(answer(refused), roomID: "1", sessionSent: true))")
+            return
+        }
+        #expect(reason.contains("4003110") && reason.contains("session"), "\(reason)")
+    }
 }
