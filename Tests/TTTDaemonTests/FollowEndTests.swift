@@ -11,7 +11,7 @@ import Glibc
 /// connected for ever nor holds up a stop, and tttctl says why its stream ended.
 @Suite("follow: late commits and the end of a stream", .timeLimit(.minutes(3)))
 struct FollowEndTests {
-    static let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
+    static let follow = FollowOverflowTests.followAll
 
     @Test("follow @nobody --until-end for an account not watched exits 1 at once, saying it is not watched")
     func unwatchedAccount() async throws {
@@ -56,11 +56,7 @@ struct FollowEndTests {
     @Test("a follower that reads nothing and is cut off is disconnected, though it never reads again")
     func cutOffFollowerIsDisconnected() async throws {
         let (database, daemon) = try await Self.daemon()
-        let slow = try RawClient(path: daemon.socketPath)
-        // A small receive buffer: the daemon's side fills after a few events instead of a few hundred.
-        var size: Int32 = 4096
-        setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        #expect(expectResult(try await slow.call(Self.follow), id: 1) != nil)
+        let slow = try await FollowOverflowTests.slowFollower(daemon)
 
         // Far more than the follower buffer (1000) on top of what the socket holds.
         _ = try await database.psql(Self.insertMany("stuck", count: 3000, bytes: 1000))
@@ -75,10 +71,7 @@ struct FollowEndTests {
     @Test("tttd stops at once, with exit 0, while a follower that reads nothing has a full socket")
     func stopWithStuckFollower() async throws {
         let (database, daemon) = try await Self.daemon()
-        let slow = try RawClient(path: daemon.socketPath)
-        var size: Int32 = 4096
-        setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        #expect(expectResult(try await slow.call(Self.follow), id: 1) != nil)
+        let slow = try await FollowOverflowTests.slowFollower(daemon)
         // A follower that reads: once it has the last event, the slow one was handed them all too.
         let reader = try RawClient(path: daemon.socketPath)
         #expect(expectResult(try await reader.call(Self.follow), id: 1) != nil)
@@ -207,8 +200,8 @@ struct FollowEndTests {
 final class OpenTransaction: @unchecked Sendable {
     private let process = Process()
     private let input = Pipe()
+    private let output = Pipe()
     private let errors = Pipe()
-    private let name = "held_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
     private var finished = false
 
     /// Runs `BEGIN` then `sql`, and returns once `sql` has written (the transaction holds its ids).
@@ -216,24 +209,24 @@ final class OpenTransaction: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
         process.arguments = [database.url, "-v", "ON_ERROR_STOP=1", "-AtqX"]
         process.standardInput = input
-        process.standardOutput = FileHandle.nullDevice
+        process.standardOutput = output
         process.standardError = errors
         try process.run()
-        try input.fileHandleForWriting.write(contentsOf: Data("SET application_name = '\(name)';\nBEGIN;\n\(sql)\n".utf8))
-        // psql gives no sign of its own: its session holds a transaction id once it has written,
-        // and idles in the transaction once the statement is over (the server's view of it).
-        let deadline = Date().addingTimeInterval(30)
-        while try await database.psql("""
-            SELECT count(*) FROM pg_stat_activity
-            WHERE application_name = '\(name)' AND state = 'idle in transaction' AND backend_xid IS NOT NULL
-            """) != "1" {
-            guard Date() < deadline else {
-                try? input.fileHandleForWriting.close()
-                finished = true
-                let said = await offPool { [errors] in String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
-                throw HarnessError("the open transaction did not write within 30 s: \(said)")
+        // psql runs its input in order: the echo comes out once `sql` is done (or psql ends on an error).
+        try input.fileHandleForWriting.write(contentsOf: Data("BEGIN;\n\(sql)\n\\echo written\n".utf8))
+        let written = await offPool { [output] in
+            var said = Data()
+            while !String(decoding: said, as: UTF8.self).contains("written\n") {
+                let more = output.fileHandleForReading.availableData
+                if more.isEmpty { return false }
+                said.append(more)
             }
-            try await Task.sleep(for: .milliseconds(100))
+            return true
+        }
+        guard written else {
+            finished = true
+            let said = await offPool { [errors] in String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) }
+            throw HarnessError("psql ended before the open transaction wrote: \(said)")
         }
     }
 

@@ -9,21 +9,26 @@ import Glibc
 @Suite("follow: a follower that stops reading")
 struct FollowOverflowTests {
     static let events = 3000
+    static let followAll = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
+
+    /// A follower of every event that never reads, with a small receive buffer: the daemon's side
+    /// fills after a few events instead of a few hundred.
+    static func slowFollower(_ daemon: DaemonProcess) async throws -> RawClient {
+        let slow = try RawClient(path: daemon.socketPath)
+        var size: Int32 = 4096
+        setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        #expect(expectResult(try await slow.call(followAll), id: 1) != nil)
+        return slow
+    }
 
     @Test("is cut off with a too_slow message while a reading follower gets every event and tttd keeps answering")
     func slowFollowerIsCutOff() async throws {
         let database = try await TestDatabase.create()
         let daemon = try DaemonProcess(database: database, extraConfig: "transcription:\n  enabled: false\n")
         try await daemon.start()
-        let follow = #"{"jsonrpc":"2.0","id":1,"method":"follow","params":{"usernames":[],"all":true}}"#
-
-        let slow = try RawClient(path: daemon.socketPath)
-        // A small receive buffer: the daemon's side fills after a few events instead of a few hundred.
-        var size: Int32 = 4096
-        setsockopt(slow.fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
-        #expect(expectResult(try await slow.call(follow), id: 1) != nil)
+        let slow = try await Self.slowFollower(daemon)
         let fast = try RawClient(path: daemon.socketPath)
-        #expect(expectResult(try await fast.call(follow), id: 1) != nil)
+        #expect(expectResult(try await fast.call(Self.followAll), id: 1) != nil)
 
         // Events of 1 KB each, committed in batches and announced as tttd's own writers do; the
         // next batch comes when the reading follower has the previous one, so it never falls behind.
