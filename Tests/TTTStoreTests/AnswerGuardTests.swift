@@ -170,6 +170,48 @@ struct AnswerGuardTests {
         }
     }
 
+    // MARK: Lock order
+
+    @Test("check_alive's 'still live' for an account with a counted 'gone' waits for a lookup's record instead of deadlocking with it")
+    func stillAliveWaitsForTheAccountFirst() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
+            let live = try #require(try await LiveAnswerTests().claimLives(store)["xavier"])
+            // One 'gone' counted: the 'still live' resets the streak, so it writes the account's row too.
+            _ = try await store.client.query("UPDATE accounts SET offline_streak = 1 WHERE id = \(id)")
+            let logger = Logger(label: "test")
+            let batch = try await store.client.withTransaction(logger: logger) { connection -> Task<Void, any Error> in
+                // A lookup's record: the account's row locked first…
+                for try await _ in try await connection.query(
+                    "SELECT id FROM accounts WHERE id = \(id) FOR UPDATE", logger: logger
+                ).decode(Int64.self) {}
+                let task = Task { try await store.recordStillAlive([live.liveID], node: "a", after: .seconds(5)) }
+                do {
+                    try await waitUntil("the 'still live' waits for a row this transaction holds") {
+                        try await lockWaiters(connection, logger: logger) > 0
+                    }
+                    // …then its live, which a batch that locked the live before the account would hold:
+                    // PostgreSQL would then abort one of the two transactions.
+                    try await connection.query("UPDATE lives SET title = 'seen by the lookup' WHERE id = \(live.liveID)", logger: logger)
+                } catch {
+                    task.cancel()
+                    throw error
+                }
+                return task
+            }
+            try await batch.value
+            var after = [String]()
+            for try await (streak, title, leaseFree) in try await store.client.query("""
+                SELECT a.offline_streak, l.title, l.alive_lease_owner IS NULL FROM accounts a JOIN lives l ON l.account_id = a.id
+                WHERE l.id = \(live.liveID)
+                """).decode((Int, String, Bool).self) {
+                after = ["streak \(streak)", title, leaseFree ? "alive lease free" : "alive lease held"]
+            }
+            // Both written: the lookup's, then the batch's.
+            #expect(after == ["streak 0", "seen by the lookup", "alive lease free"])
+        }
+    }
+
     // MARK: Answers older than an end
 
     @Test("a 'live' asked for before its room's live ended starts no new live; one asked for after the end does")
