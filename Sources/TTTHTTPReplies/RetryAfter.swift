@@ -15,18 +15,8 @@ public enum RetryAfter {
     public static func parse(_ value: String, now: Date = Date()) -> Duration? {
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         if isDelaySeconds(trimmed), let seconds = Double(trimmed) { return clamped(seconds) }
-        for format in dateFormats {
-            let formatter = DateFormatter()
-            formatter.locale = Locale(identifier: "en_US_POSIX")
-            formatter.timeZone = TimeZone(identifier: "GMT")
-            formatter.dateFormat = format
-            if let date = formatter.date(from: trimmed) { return clamped(date.timeIntervalSince(now)) }
-        }
-        return nil
+        return HTTPDate.secondsSince1970(trimmed, now: now).map { clamped(Double($0) - now.timeIntervalSince1970) }
     }
-
-    /// IMF-fixdate, then the obsolete RFC 850 and asctime formats.
-    private static let dateFormats = ["EEE, dd MMM yyyy HH:mm:ss zzz", "EEEE, dd-MMM-yy HH:mm:ss zzz", "EEE MMM d HH:mm:ss yyyy"]
 
     /// Digits with at most one decimal point: not a sign, an exponent, `inf` or a hexadecimal float,
     /// which `Double` would also read.
