@@ -1,6 +1,7 @@
 import Foundation
 import PostgresNIO
 import TTTDomain
+import TTTEventLoop
 
 extension Store {
     public struct LiveRecord: Sendable, Equatable {
@@ -101,10 +102,36 @@ extension Store {
     }
 
     /// Holds one pooled connection in LISTEN until `body` returns or the connection fails.
-    public func listen(_ channel: String, _ body: @escaping @Sendable (PostgresNotificationSequence) async throws -> Void) async throws {
+    ///
+    /// A connection that dies without a word (a NAT or a firewall forgetting it, a server host that
+    /// vanished) would leave LISTEN silent for good, since nothing else is sent on it: every
+    /// `keepAlive` a query goes on it, and one with no answer within the query timeout closes the
+    /// connection and ends `listen` with that error (the caller listens again on another).
+    public func listen(_ channel: String, keepAlive: Duration = .seconds(30),
+                       _ body: @escaping @Sendable (PostgresNotificationSequence) async throws -> Void) async throws {
+        let timeout = queryTimeout, logger = self.logger
         try await client.withConnection { connection in
             try await connection.listen(on: channel) { notifications in
-                try await body(notifications)
+                do {
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask { try await body(notifications) }
+                        group.addTask {
+                            while true {
+                                try await LoopSleep.sleep(for: keepAlive)
+                                try await withDeadline(timeout, what: "LISTEN keep-alive") {
+                                    _ = try await connection.query("SELECT 1", logger: logger)
+                                }
+                            }
+                        }
+                        // `body` returned (the keep-alive ends only by throwing): stop the keep-alive.
+                        try await group.next()
+                        group.cancelAll()
+                    }
+                } catch {
+                    // Not to be handed out again: it may be the one that stopped answering.
+                    try? await connection.close()
+                    throw error
+                }
             }
         }
     }
