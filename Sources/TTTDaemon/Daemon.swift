@@ -64,6 +64,10 @@ public struct DaemonService: Service, CustomStringConvertible {
 
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
+            // Before anything works under the node's id (leases freed at start, pipelines taken back).
+            if let detection {
+                guard try await detection.claimNodeID(runMarker: configuration.control.socket + ".run") else { return }
+            }
             if let moderation { try await syncChannels(moderation.channels) }
             let announcer = WorkAnnouncer(pipelines: pipelines?.wakeup, analysis: moderation?.analysis?.wakeup,
                                           delivery: moderation?.delivery.wakeup, channels: moderation?.channels ?? [])

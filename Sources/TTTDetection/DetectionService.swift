@@ -60,6 +60,9 @@ public final class DetectionService: Service, Sendable {
     }
 
     let nodeID: String
+    /// This run's mark on the node's row: tells its own heartbeats from those of a second tttd
+    /// with the same node id.
+    let runToken = UUID().uuidString
     let store: Store
     let egresses: [(Egress, EgressPacer)]
     let settings: Mutex<Settings>
@@ -70,6 +73,7 @@ public final class DetectionService: Service, Sendable {
     /// Quiet lookup answers waiting for the next claim, which writes them in its statement.
     let quiet = QuietAnswers()
     let detectionLatency = Metrics.Timer(label: TTTMetric.detectionLatency.name)
+    private let lastTwinWarning = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(nodeID: String, store: Store, egresses: [Egress], settings: Settings, logger: Logger,
                 onRecorded: @escaping @Sendable (Store.Recorded, Username) async -> Void) {
@@ -108,8 +112,33 @@ public final class DetectionService: Service, Sendable {
                         egresses: egressSnapshots)
     }
 
+    /// Node ids are the host name and the control socket: two machines cloned with one host name
+    /// share one, and each would free the other's leases at start and renew them as its own. Before
+    /// anything runs under the id: when a run other than this machine's last one (`runMarker`, a
+    /// file where each run leaves its token) beat on the node's row within the last 90 s, the row is
+    /// watched for `watch` (a heartbeat and a half): a beat means a second tttd runs as this node
+    /// (`NodeIDInUse`), none that the run ended without a clean stop. False on shutdown.
+    public func claimNodeID(runMarker: String, watch: Duration = .seconds(15)) async throws -> Bool {
+        var seen: Store.NodeRun?
+        try await retryingStore("read the node's row") { seen = try await store.nodeRun(nodeID) }
+        let lastRunHere = (try? String(contentsOfFile: runMarker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        if let seen, let token = seen.token, token != lastRunHere, seen.age < .seconds(90) {
+            logger.notice("node \(nodeID) beat \(Int(seen.age.asSeconds)) s ago in another run; watching it for \(Int(watch.asSeconds)) s to tell a restart from a second tttd with this node id")
+            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: watch) })) != nil else { return false }
+            var now: Store.NodeRun?
+            try await retryingStore("read the node's row") { now = try await store.nodeRun(nodeID) }
+            if let now, now.token != nil, now.heartbeat != seen.heartbeat { throw NodeIDInUse(nodeID: nodeID) }
+        }
+        do {
+            try (runToken + "\n").write(toFile: runMarker, atomically: true, encoding: .utf8)
+        } catch {
+            logger.warning("cannot note this run in \(runMarker): a restart after a crash will wait 15 s", metadata: ["error": "\(error)"])
+        }
+        return true
+    }
+
     public func run() async throws {
-        try await retryingStore("register node") { try await store.registerNode(nodeID, budgetPerSecond: nodeBudget) }
+        try await retryingStore("register node") { try await store.registerNode(nodeID, token: runToken, budgetPerSecond: nodeBudget) }
         logger.notice("detection started", metadata: [
             "node": "\(nodeID)", "egresses": "\(egresses.map(\.0.name).joined(separator: ","))",
             "budget_rps": "\(nodeBudget)"])
@@ -125,6 +154,8 @@ public final class DetectionService: Service, Sendable {
                 }
             }
         }
+        // A clean stop: the next start of this node has nothing to tell apart.
+        try? await store.nodeStopped(nodeID, token: runToken)
     }
 
     // MARK: Loops
@@ -171,18 +202,31 @@ public final class DetectionService: Service, Sendable {
     private func beat() async {
         do {
             let openedBefore = await queue.livesOpenedHere
-            let (budget, totalWeight, accounts, openLives) = try await store.heartbeat(nodeID, budgetPerSecond: nodeBudget)
+            let beat = try await store.heartbeat(nodeID, token: runToken, budgetPerSecond: nodeBudget)
+            if beat.otherRun { twinSeen() }
             pace.withLock {
-                $0.budgetPerSecond = budget
-                $0.totalWeight = totalWeight
+                $0.budgetPerSecond = beat.budget
+                $0.totalWeight = beat.totalWeight
             }
-            await queue.setAccountCount(accounts)
-            await queue.setLivesOpen(openLives > 0, openedBefore: openedBefore)
+            await queue.setAccountCount(beat.accounts)
+            await queue.setLivesOpen(beat.openLives > 0, openedBefore: openedBefore)
             let rate = egresses.isEmpty ? 0 : await egresses[0].1.effectiveRate
             await queue.setClaimSize(Int((rate * Double(egresses.count) * 10).rounded(.up)))
         } catch {
             logger.warning("detection heartbeat failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// Two runs that started together both passed `claimNodeID`; each heartbeat of either then finds
+    /// the other's token. Said at most every ten minutes: the fix is the administrator's.
+    private func twinSeen() {
+        let now = ContinuousClock.now
+        let due = lastTwinWarning.withLock { last in
+            guard last.map({ now - $0 >= .seconds(600) }) ?? true else { return false }
+            last = now
+            return true
+        }
+        if due { logger.error("\(NodeIDInUse(nodeID: nodeID))") }
     }
 
     /// One worker of an egress. A graceful shutdown cancels the loop wherever it waits (a request
@@ -394,5 +438,15 @@ public final class DetectionService: Service, Sendable {
                 delay = min(delay * 2, .seconds(30))
             }
         }
+    }
+}
+
+/// A second tttd runs under this node's id.
+public struct NodeIDInUse: Error, CustomStringConvertible {
+    public var nodeID: String
+
+    public var description: String {
+        "another tttd is running as node \(nodeID) (a node id is the host name and control.socket): "
+            + "give each machine its own host name"
     }
 }

@@ -287,6 +287,11 @@ enum Migrations {
             FROM ended l
             """,
         ]),
+        // Node ids are host name and socket path: two machines cloned with one host name would share
+        // one, each freeing the other's leases at start. Each run of a node leaves a token of its own.
+        Migration(version: 6, name: "a token for each run of a node", statements: [
+            "ALTER TABLE nodes ADD COLUMN run_token text",
+        ]),
     ]
 
     static var latestVersion: Int { all.last?.version ?? 0 }

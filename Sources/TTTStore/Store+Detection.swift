@@ -79,12 +79,39 @@ extension Store {
 
     // MARK: Nodes
 
-    /// Registers this node and frees the leases a previous run of it held (after a crash or kill -9).
-    public func registerNode(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) {
+    /// The run of a node last seen in the database: its token (nil once it stopped cleanly, or from
+    /// a version without tokens), its last heartbeat, and how long ago that was on the database's clock.
+    public struct NodeRun: Sendable, Equatable {
+        public var token: String?
+        public var heartbeat: Date
+        public var age: Duration
+    }
+
+    public func nodeRun(_ nodeID: String) async throws(StoreError) -> NodeRun? {
+        try await run("nodes.read") { client in
+            for try await (token, heartbeat, age) in try await client.query("""
+                SELECT run_token, heartbeat_at, extract(epoch FROM now() - heartbeat_at)::float8 FROM nodes WHERE node_id = \(nodeID)
+                """).decode((String?, Date, Double).self) {
+                return NodeRun(token: token, heartbeat: heartbeat, age: .milliseconds(Int64(max(0, age) * 1000)))
+            }
+            return nil
+        }
+    }
+
+    /// A clean stop: the next run of this node need not wait to tell itself from a second one.
+    public func nodeStopped(_ nodeID: String, token: String) async throws(StoreError) {
+        try await run("nodes.stopped") { client in
+            _ = try await client.query("UPDATE nodes SET run_token = NULL WHERE node_id = \(nodeID) AND run_token = \(token)")
+        }
+    }
+
+    /// Registers this run of the node and frees the leases a previous run held (after a crash or kill -9).
+    public func registerNode(_ nodeID: String, token: String, budgetPerSecond: Double) async throws(StoreError) {
         try await transaction("nodes.register") { connection in
             try await connection.query("""
-                INSERT INTO nodes (node_id, budget_rps) VALUES (\(nodeID), \(budgetPerSecond))
-                ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now(), started_at = now()
+                INSERT INTO nodes (node_id, budget_rps, run_token) VALUES (\(nodeID), \(budgetPerSecond), \(token))
+                ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now(), started_at = now(),
+                    run_token = EXCLUDED.run_token
                 """, logger: self.logger)
             try await connection.query(
                 "UPDATE accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = \(nodeID)", logger: self.logger)
@@ -94,26 +121,40 @@ extension Store {
         }
     }
 
-    /// Heartbeat; returns the cluster's budget (live nodes), the sum of account weights, and how
-    /// many accounts there are and how many lives are open.
-    public func heartbeat(_ nodeID: String, budgetPerSecond: Double) async throws(StoreError) -> (budget: Double, totalWeight: Double, accounts: Int, openLives: Int) {
+    public struct Heartbeat: Sendable {
+        /// The cluster's budget (nodes alive).
+        public var budget: Double
+        /// The sum of the accounts' weights.
+        public var totalWeight: Double
+        public var accounts: Int
+        public var openLives: Int
+        /// Another run wrote its token on this node's row since this run's last beat: a second tttd
+        /// with the same node id is running.
+        public var otherRun: Bool
+    }
+
+    /// Heartbeat: this run's token on the node's row, and the figures the pace is planned from.
+    public func heartbeat(_ nodeID: String, token: String, budgetPerSecond: Double) async throws(StoreError) -> Heartbeat {
         try await run("nodes.heartbeat") { client in
+            // The subquery in the final SELECT sees the row as it was before this statement.
             let rows = try await client.query("""
                 WITH beat AS (
-                    INSERT INTO nodes (node_id, budget_rps) VALUES (\(nodeID), \(budgetPerSecond))
-                    ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now()
+                    INSERT INTO nodes (node_id, budget_rps, run_token) VALUES (\(nodeID), \(budgetPerSecond), \(token))
+                    ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now(),
+                        run_token = EXCLUDED.run_token
                     RETURNING budget_rps
                 )
                 SELECT (SELECT budget_rps FROM beat)
                        + coalesce((SELECT sum(budget_rps) FROM nodes WHERE node_id <> \(nodeID) AND heartbeat_at > now() - interval '90 seconds'), 0),
                        coalesce((SELECT sum(CASE WHEN live THEN weight * \(Self.liveLookupShare) ELSE weight END) FROM accounts), 0),
                        (SELECT count(*) FROM accounts)::int8,
-                       (SELECT count(*) FROM lives WHERE status = 'live')::int8
+                       (SELECT count(*) FROM lives WHERE status = 'live')::int8,
+                       coalesce((SELECT run_token <> \(token) FROM nodes WHERE node_id = \(nodeID)), false)
                 """)
-            for try await (budget, weight, count, open) in rows.decode((Double, Double, Int64, Int64).self) {
-                return (budget, weight, Int(count), Int(open))
+            for try await (budget, weight, count, open, other) in rows.decode((Double, Double, Int64, Int64, Bool).self) {
+                return Heartbeat(budget: budget, totalWeight: weight, accounts: Int(count), openLives: Int(open), otherRun: other)
             }
-            return (budgetPerSecond, 0, 0, 0)
+            return Heartbeat(budget: budgetPerSecond, totalWeight: 0, accounts: 0, openLives: 0, otherRun: false)
         }
     }
 
