@@ -65,9 +65,8 @@ public struct DaemonService: Service, CustomStringConvertible {
         try await withGracefulShutdownHandler {
             guard try await prepareDatabase(status: status) else { return }
             // Before anything works under the node's id (leases freed at start, pipelines taken back).
-            if let detection {
-                guard try await detection.claimNodeID(runMarker: configuration.control.socket + ".run") else { return }
-            }
+            let runMarker = configuration.control.socket + ".run"
+            if let detection { guard try await detection.claimNodeID(runMarker: runMarker) else { return } }
             if let moderation { try await syncChannels(moderation.channels) }
             let announcer = WorkAnnouncer(pipelines: pipelines?.wakeup, analysis: moderation?.analysis?.wakeup,
                                           delivery: moderation?.delivery.wakeup, channels: moderation?.channels ?? [])
@@ -79,6 +78,8 @@ public struct DaemonService: Service, CustomStringConvertible {
                                        analysisOff: moderation?.unavailable, logger: logger),
                 logger: logger)
             let channel = try await server.bind()
+            // Only now: a second tttd on this host and socket stops at the bind, before it would note its run.
+            detection?.noteRun(runMarker: runMarker)
             await status.refresh()
             notifier.ready(status: await status.statusLine)
             logger.notice("tttd ready", metadata: [

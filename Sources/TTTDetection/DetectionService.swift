@@ -114,27 +114,35 @@ public final class DetectionService: Service, Sendable {
 
     /// Node ids are the host name and the control socket: two machines cloned with one host name
     /// share one, and each would free the other's leases at start and renew them as its own. Before
-    /// anything runs under the id: when a run other than this machine's last one (`runMarker`, a
-    /// file where each run leaves its token) beat on the node's row within the last 90 s, the row is
-    /// watched for `watch` (a heartbeat and a half): a beat means a second tttd runs as this node
-    /// (`NodeIDInUse`), none that the run ended without a clean stop. False on shutdown.
+    /// anything runs under the id: when a run other than this machine's last one (`runMarker`, the
+    /// file where `noteRun` leaves each run's token) beat on the node's row within the last 90 s,
+    /// the row is watched for `watch` (a heartbeat and a half): a beat means a second tttd runs as
+    /// this node (`NodeIDInUse`), none that the run ended without a clean stop. False on shutdown.
     public func claimNodeID(runMarker: String, watch: Duration = .seconds(15)) async throws -> Bool {
-        var seen: Store.NodeRun?
-        try await retryingStore("read the node's row") { seen = try await store.nodeRun(nodeID) }
-        let lastRunHere = (try? String(contentsOfFile: runMarker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        if let seen, let token = seen.token, token != lastRunHere, seen.age < .seconds(90) {
+        do {
+            var seen: Store.NodeRun?
+            try await retryingStore("read the node's row") { seen = try await store.nodeRun(nodeID) }
+            let lastRunHere = (try? String(contentsOfFile: runMarker, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let seen, let token = seen.token, token != lastRunHere, seen.age < .seconds(90) else { return true }
             logger.notice("node \(nodeID) beat \(Int(seen.age.asSeconds)) s ago in another run; watching it for \(Int(watch.asSeconds)) s to tell a restart from a second tttd with this node id")
-            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: watch) })) != nil else { return false }
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: watch) }
             var now: Store.NodeRun?
             try await retryingStore("read the node's row") { now = try await store.nodeRun(nodeID) }
             if let now, now.token != nil, now.heartbeat != seen.heartbeat { throw NodeIDInUse(nodeID: nodeID) }
+            return true
+        } catch is CancellationError {
+            return false
         }
+    }
+
+    /// Leaves this run's token in `runMarker`, once this run is the host's tttd on its socket: a
+    /// restart after a crash then knows the run on the node's row as this machine's.
+    public func noteRun(runMarker: String) {
         do {
             try (runToken + "\n").write(toFile: runMarker, atomically: true, encoding: .utf8)
         } catch {
             logger.warning("cannot note this run in \(runMarker): a restart after a crash will wait 15 s", metadata: ["error": "\(error)"])
         }
-        return true
     }
 
     public func run() async throws {

@@ -30,8 +30,9 @@ enum HTTPDate {
             var year = self.year
             if centuryOmitted {
                 let current = HTTPDate.year(ofDay: Int(floor(now.timeIntervalSince1970 / 86_400)))
+                // The latest year with these two digits that is at most 50 years ahead.
                 year += current - current % 100
-                if year > current + 50 { year -= 100 }
+                if year > current + 50 { year -= 100 } else if year + 100 <= current + 50 { year += 100 }
             }
             guard (1...12).contains(month), (1...HTTPDate.days(inMonth: month, of: year)).contains(day),
                   hour <= 23, minute <= 59, second <= 60 else { return nil }

@@ -72,7 +72,8 @@ extension Store {
         let removed = try await transaction("accounts.remove") { connection -> [String] in
             var present = Set<String>()
             for try await name in try await connection.query(
-                "SELECT username FROM accounts WHERE username = ANY(\(names)::text[]) FOR UPDATE", logger: self.logger
+                // In id order, as every statement that locks several accounts takes them.
+                "SELECT username FROM accounts WHERE username = ANY(\(names)::text[]) ORDER BY id FOR UPDATE", logger: self.logger
             ).decode(String.self) {
                 present.insert(name)
             }

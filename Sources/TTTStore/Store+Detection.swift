@@ -113,6 +113,10 @@ extension Store {
                 ON CONFLICT (node_id) DO UPDATE SET budget_rps = EXCLUDED.budget_rps, heartbeat_at = now(), started_at = now(),
                     run_token = EXCLUDED.run_token
                 """, logger: self.logger)
+            // The accounts in id order, then the lives, as every statement that writes both locks them.
+            for try await _ in try await connection.query(
+                "SELECT id FROM accounts WHERE lease_owner = \(nodeID) ORDER BY id FOR NO KEY UPDATE", logger: self.logger
+            ).decode(Int64.self) {}
             try await connection.query(
                 "UPDATE accounts SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = \(nodeID)", logger: self.logger)
             try await connection.query(
@@ -275,9 +279,10 @@ extension Store {
         let seconds = after.asSeconds
         let logger = self.logger
         try await transaction("detection.record_alive") { connection in
-            // The accounts' rows first, in the order `record` and `recordRoomGone` lock an account
-            // and then its live: lives first, a batch and a lookup of one of its accounts with an
-            // offline streak would each hold the row the other waits for (a deadlock, the batch lost).
+            // The accounts' rows first (in id order, as every statement that locks several takes
+            // them), then the lives, as `record` and `recordRoomGone` lock an account and then its
+            // live: lives first, a batch and a lookup of one of its accounts with an offline streak
+            // would each hold the row the other waits for (a deadlock, the batch lost).
             for try await _ in try await connection.query("""
                 SELECT a.id FROM accounts a
                 WHERE a.id IN (SELECT account_id FROM lives

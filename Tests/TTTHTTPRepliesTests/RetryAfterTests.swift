@@ -39,6 +39,10 @@ struct RetryAfterTests {
         #expect(RetryAfter.parse("Friday, 14-Feb-76 00:00:00 GMT", now: now) == RetryAfter.ceiling)
         #expect(RetryAfter.parse("Monday, 14-Feb-77 00:00:00 GMT", now: now) == .zero)
         #expect(RetryAfter.parse("Thursday, 26-Feb-26 06:13:20 GMT", now: now) == .seconds(86_400))
+        // In 2060, 05 is 2105 (45 years ahead), not 2005; 11 is 2011.
+        let in2060 = Date(timeIntervalSince1970: 2_840_140_800)  // Thu, 01 Jan 2060 00:00:00 GMT
+        #expect(RetryAfter.parse("Thursday, 01-Jan-05 00:00:00 GMT", now: in2060) == RetryAfter.ceiling)
+        #expect(RetryAfter.parse("Saturday, 01-Jan-11 00:00:00 GMT", now: in2060) == .zero)
     }
 
     @Test("a date that does not exist, or not in one of the three formats exactly, is nil", arguments: [
@@ -60,10 +64,10 @@ struct RetryAfterTests {
         let endOf2016 = Date(timeIntervalSince1970: 1_483_228_799)  // Sat, 31 Dec 2016 23:59:59 GMT
         #expect(RetryAfter.parse("Sat, 31 Dec 2016 23:59:60 GMT", now: endOf2016) == .seconds(1))
         // Centuries are not leap years unless divisible by 400.
-        let newYear2000 = Date(timeIntervalSince1970: 946_684_800)
-        #expect(RetryAfter.parse("Tue, 29 Feb 2000 00:00:00 GMT", now: newYear2000) == .seconds(59 * 86_400))
-        #expect(RetryAfter.parse("Thu, 29 Feb 1900 00:00:00 GMT", now: newYear2000) == nil)
-        #expect(RetryAfter.parse("Sun, 29 Feb 2100 00:00:00 GMT", now: newYear2000) == nil)
+        let noon28February2000 = Date(timeIntervalSince1970: 951_739_200)
+        #expect(RetryAfter.parse("Tue, 29 Feb 2000 00:00:00 GMT", now: noon28February2000) == .seconds(43_200))
+        #expect(RetryAfter.parse("Thu, 29 Feb 1900 00:00:00 GMT", now: noon28February2000) == nil)
+        #expect(RetryAfter.parse("Sun, 29 Feb 2100 00:00:00 GMT", now: noon28February2000) == nil)
     }
 
     @Test("any instant from 1900 to 2199, written by Foundation in each format, reads back as itself")

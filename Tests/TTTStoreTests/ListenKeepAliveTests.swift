@@ -14,20 +14,23 @@ struct ListenKeepAliveTests {
         try await TestDatabase.withStore { store in
             var logger = Logger(label: "test")
             logger.logLevel = .critical
-            let listener = Store(endpoint: store.endpoint, maximumConnections: 2, queryTimeout: .seconds(2), logger: logger)
+            // The backends already there are the test's own store's.
+            let before = try await backends(store)
+            let listener = Store(endpoint: store.endpoint, maximumConnections: 2, queryTimeout: .seconds(5), logger: logger)
             try await TestDatabase.running(listener) {
                 let (listening, listeningNow) = AsyncStream.makeStream(of: Void.self)
                 let listen = Task {
-                    try await listener.listen("ttt_keepalive", keepAlive: .milliseconds(300)) { notifications in
+                    try await listener.listen("ttt_keepalive", keepAlive: .seconds(1)) { notifications in
                         listeningNow.yield()
                         for try await _ in notifications {}
                     }
                 }
                 for await _ in listening { break }
 
-                let backend = try await listenBackend(store)
+                let backend = try await listenBackend(store, excluding: before)
                 #expect(kill(backend, SIGSTOP) == 0, "the test must be able to signal PostgreSQL's backends")
-                defer { kill(backend, SIGCONT) }
+                var stopped = true
+                defer { if stopped { kill(backend, SIGCONT) } }
 
                 // Bounded so that a listen waiting for ever fails the test, not the suite's time limit.
                 let watchdog = Task {
@@ -43,19 +46,39 @@ struct ListenKeepAliveTests {
                 }
                 watchdog.cancel()
                 #expect(outcome.contains("LISTEN keep-alive"), "\(outcome) (cancelled if the connection still looked alive after 30 s)")
-                // The stopped connection was closed, not handed out again.
+                // The connection was closed, not handed back to the pool: once it runs again, the
+                // backend finds its client gone and ends.
+                kill(backend, SIGCONT)
+                stopped = false
+                try await AnswerGuardTests().waitUntil("the stopped backend's connection is closed") {
+                    try await !backends(store).contains(backend)
+                }
                 try await listener.ping()
             }
         }
     }
 
-    /// The backend of the (one) connection in LISTEN on this test's database.
-    func listenBackend(_ store: Store) async throws -> Int32 {
-        for try await pid in try await store.client.query("""
-            SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'
-            """).decode(Int32.self) {
-            return pid
+    func backends(_ store: Store) async throws -> Set<Int32> {
+        var pids = Set<Int32>()
+        for try await pid in try await store.client.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        ).decode(Int32.self) {
+            pids.insert(pid)
         }
-        throw StoreTestError("no backend in LISTEN")
+        return pids
+    }
+
+    /// The listener's backend in LISTEN: a new one whose last statement was the LISTEN or a keep-alive
+    /// (the pool's other connection has run nothing).
+    func listenBackend(_ store: Store, excluding before: Set<Int32>) async throws -> Int32 {
+        var found = [Int32]()
+        for try await pid in try await store.client.query("""
+            SELECT pid FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid() AND (query ILIKE 'LISTEN%' OR query = 'SELECT 1')
+            """).decode(Int32.self) where !before.contains(pid) {
+            found.append(pid)
+        }
+        guard found.count == 1, let pid = found.first else { throw StoreTestError("backends in LISTEN: \(found)") }
+        return pid
     }
 }
