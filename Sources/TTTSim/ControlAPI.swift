@@ -1,7 +1,9 @@
 import Foundation
 import Hummingbird
 
-/// The `/_sim/` control API (INTERFACES.md): accounts, lives, faults, stats.
+/// The `/_sim/` control API (INTERFACES.md): accounts, lives, faults, stats. Beyond INTERFACES.md:
+/// `PATCH /_sim/lives/{username}` `{"paused": bool}` pauses or resumes a live (TikTok's status 3),
+/// and the fault kind `room_info_refused` (4003110 from room/info even to a logged-in session).
 struct ControlAPI: Sendable {
     let simulator: Simulator
 
@@ -18,6 +20,10 @@ struct ControlAPI: Sendable {
         var loop: Bool?
     }
 
+    private struct LiveChange: Decodable {
+        var paused: Bool
+    }
+
     func register(on router: Router<SimContext>) {
         let sim = router.group("_sim")
         sim.post("accounts") { request, _ in try await self.createAccount(request) }
@@ -25,6 +31,9 @@ struct ControlAPI: Sendable {
         sim.post("lives") { request, _ in try await self.startLive(request) }
         sim.get("lives") { _, _ in self.listLives() }
         sim.delete("lives/{username}") { _, context in self.endLive(context.parameters.get("username") ?? "") }
+        sim.patch("lives/{username}") { request, context in
+            try await self.changeLive(context.parameters.get("username") ?? "", request)
+        }
         sim.post("faults") { request, _ in try await self.addFault(request) }
         sim.get("faults") { _, _ in self.listFaults() }
         sim.delete("faults") { _, _ in
@@ -100,13 +109,28 @@ struct ControlAPI: Sendable {
         }
     }
 
+    private func changeLive(_ username: String, _ request: Request) async throws -> Response {
+        let change: LiveChange
+        switch try await decode(LiveChange.self, request) {
+        case .success(let value): change = value
+        case .failure(let error): return Reply.error(error.description, status: .badRequest)
+        }
+        do {
+            let live = try simulator.state.setPaused(username: username, change.paused)
+            simulator.logger.info(change.paused ? "live paused" : "live resumed", metadata: ["username": "\(live.username)"])
+            return Reply.json(["username": .string(live.username), "room_id": .string(String(live.roomId)), "paused": .bool(live.paused)])
+        } catch {
+            return Self.reply(error)
+        }
+    }
+
     private func listLives() -> Response {
         let lives = simulator.state.currentLives().map { live -> JSONValue in
             ["username": .string(live.username), "room_id": .string(String(live.roomId)),
              "stream_id": .string(String(live.streamId)), "title": .string(live.title),
              "started_at": .string(live.startedAt.formatted(.iso8601)),
              "audio": live.audioPath.map { .string($0) } ?? .null, "loop": .bool(live.loop),
-             "stream_clients": .int(Int64(live.streamClients))]
+             "stream_clients": .int(Int64(live.streamClients)), "paused": .bool(live.paused)]
         }
         return Reply.json(.array(lives))
     }

@@ -71,12 +71,18 @@ struct TikTokEndpoints: Sendable {
         return Reply.json(answers.roomInfo(account, live))
     }
 
-    /// A logged-in session: a `sessionid` cookie with a non-empty value.
+    /// A logged-in session: a `sessionid` cookie with a value, and the data centre's
+    /// `tt-target-idc` beside it (TIKTOK.md: the session alone is not enough).
     static func hasSession(_ request: Request) -> Bool {
+        hasCookie("sessionid", in: request) && hasCookie("tt-target-idc", in: request)
+    }
+
+    /// A cookie `name` with a non-empty value, in any Cookie header.
+    private static func hasCookie(_ name: String, in request: Request) -> Bool {
         request.headers[values: .cookie].contains { header in
             header.split(separator: ";").contains { pair in
                 let parts = pair.split(separator: "=", maxSplits: 1)
-                return parts.count == 2 && parts[0].trimmingCharacters(in: .whitespaces) == "sessionid"
+                return parts.count == 2 && parts[0].trimmingCharacters(in: .whitespaces) == name
                     && !parts[1].trimmingCharacters(in: .whitespaces).isEmpty
             }
         }

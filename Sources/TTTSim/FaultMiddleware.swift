@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import NIOCore
 import NIOPosix
@@ -38,6 +39,8 @@ struct FaultMiddleware: RouterMiddleware {
             return Reply.bytes([], type: Reply.jsonType)
         case .userNotFound:
             return Reply.json(TikTokAnswers.userNotFound)
+        case .roomInfoRefused:
+            return Reply.json(TikTokAnswers.refused(nowMs: Int64(Date().timeIntervalSince1970 * 1000)))
         case .reset:
             await Self.reset(context.channel)
             // Never delivered: the connection is gone, Hummingbird's write fails quietly.

@@ -12,6 +12,8 @@ public struct FaultSpec: Codable, Sendable {
         case dropStream = "drop_stream"
         case notFoundFlap = "not_found_flap"
         case rateWAF = "rate_waf"
+        /// room/info answers 4003110 whatever the cookies: TikTok throttling, or an expired session.
+        case roomInfoRefused = "room_info_refused"
     }
 
     public var kind: Kind
@@ -69,6 +71,7 @@ public enum FaultAction: Equatable, Sendable {
     case empty
     case reset
     case userNotFound
+    case roomInfoRefused
 }
 
 public struct FaultDecision: Equatable, Sendable {
@@ -164,6 +167,7 @@ public final class FaultBoard: Sendable {
                 case .empty200: decision.action = .empty
                 case .reset: decision.action = .reset
                 case .notFoundFlap: decision.action = .userNotFound
+                case .roomInfoRefused: decision.action = .roomInfoRefused
                 case .dropStream, .rateWAF: break
                 }
             }
@@ -212,6 +216,7 @@ public final class FaultBoard: Sendable {
     private static func applies(_ kind: FaultSpec.Kind, to endpoint: TikTokEndpoint) -> Bool {
         switch kind {
         case .notFoundFlap: endpoint == .userRoom
+        case .roomInfoRefused: endpoint == .roomInfo
         case .dropStream, .rateWAF: false  // handled apart
         case .httpStatus, .htmlWAF, .empty200, .delay, .reset: true
         }

@@ -29,8 +29,13 @@ public struct Live: Sendable {
     /// Audio file served, nil for silence (for `/_sim/lives`).
     public let audioPath: String?
     public var streamClients: Int = 0
+    /// The host paused the live (TikTok's status 3, *uncertain*): still the same live and room;
+    /// the account's answer gives no stream data meanwhile, room info says 3, check_alive alive.
+    public var paused = false
 
     public var isLive: Bool { endedAt == nil }
+    /// TikTok's status of the room: 2 live, 3 paused, 4 ended.
+    public var status: Int { endedAt != nil ? 4 : paused ? 3 : 2 }
 }
 
 public enum SimError: Error, Equatable, CustomStringConvertible {

@@ -135,6 +135,19 @@ public final class SimState: Sendable {
         return try result.get()
     }
 
+    /// Pauses or resumes the current live of `username`.
+    public func setPaused(username: String, _ paused: Bool) throws(SimError) -> Live {
+        let key = Self.key(username)
+        let result: Result<Live, SimError> = model.withLock { model in
+            guard model.accounts[key] != nil else { return .failure(.unknownAccount(key)) }
+            guard let current = model.liveRoomByUser[key], var live = model.rooms[current] else { return .failure(.notLive(key)) }
+            live.paused = paused
+            model.rooms[current] = live
+            return .success(live)
+        }
+        return try result.get()
+    }
+
     /// Registers a stream client; false when the live has ended meanwhile.
     public func addStreamClient(roomId: Int64) -> Bool {
         model.withLock { model in

@@ -18,12 +18,12 @@ struct TikTokAnswers {
     /// session (tttd then asks room/info, which answers 4003110 without one). *(uncertain: no
     /// public tool documents what api-live hides; this is the conservative reading.)*
     func userRoom(_ account: Account, _ live: Live?, withSession: Bool = false) -> JSONValue {
-        let hideStreams = account.restricted && !withSession
+        let hideStreams = (account.restricted && !withSession) || live?.paused == true
         return ["data": ["user": user(account, live), "liveRoom": liveRoom(live, withStreams: !hideStreams)],
                 "extra": [:], "message": "", "statusCode": 0]
     }
 
-    /// Status 2 live, 4 offline; `roomId` is the current room, else the last one, else "".
+    /// Status 2 live, 3 paused, 4 offline; `roomId` is the current room, else the last one, else "".
     private func user(_ account: Account, _ live: Live?) -> JSONValue {
         let roomId = live?.roomId ?? account.lastRoomId
         return [
@@ -32,7 +32,7 @@ struct TikTokAnswers {
             "nickname": .string(account.nickname),
             "roomId": .string(roomId.map { String($0) } ?? ""),
             "secUid": .string(account.secUid),
-            "status": live == nil ? 4 : 2,
+            "status": .int(Int64(live?.status ?? 4)),
             "uniqueId": .string(account.username),
         ]
     }
@@ -46,7 +46,7 @@ struct TikTokAnswers {
             ("coverUrl", ""),
             ("title", .string(live.title)),
             ("startTime", .int(Int64(live.startedAt.timeIntervalSince1970))),
-            ("status", 2),
+            ("status", .int(Int64(live.status))),
             ("streamId", .string(String(live.streamId))),
             ("liveRoomStats", ["userCount": .int(Int64(live.viewers)), "enterCount": .int(Int64(live.viewers * 3))]),
         ]
@@ -75,6 +75,12 @@ struct TikTokAnswers {
         ["data": ["message": "", "prompts": "This LIVE is age-restricted"], "extra": ["now": .int(nowMs)], "status_code": 4003110]
     }
 
+    /// The same code, given to a logged-in session: TikTok throttling, or the session expired
+    /// (the `room_info_refused` fault).
+    static func refused(nowMs: Int64) -> JSONValue {
+        ["data": ["message": "", "prompts": "Please try again later"], "extra": ["now": .int(nowMs)], "status_code": 4003110]
+    }
+
     /// Not documented for TikTok; tttsim answers an unknown room with a non-zero code.
     func roomNotFound() -> JSONValue {
         ["data": ["message": "room not found", "prompts": "This LIVE has ended"], "extra": ["now": .int(nowMs)], "status_code": 30003]
@@ -93,7 +99,7 @@ struct TikTokAnswers {
                 "sec_uid": .string(account.secUid),
             ]),
             ("owner_user_id", .int(account.userId)),
-            ("status", live.isLive ? 2 : 4),
+            ("status", .int(Int64(live.status))),
             ("title", .string(live.title)),
             ("user_count", .int(live.isLive ? Int64(live.viewers) : 0)),
         ]
@@ -179,7 +185,7 @@ struct TikTokAnswers {
         ]
         if let (account, live) = entry {
             state.append(("LiveRoom", [
-                "liveRoomUserInfo": ["user": user(account, live), "liveRoom": liveRoom(live, withStreams: !account.restricted)],
+                "liveRoomUserInfo": ["user": user(account, live), "liveRoom": liveRoom(live, withStreams: !account.restricted && live?.paused != true)],
                 "loadingState": ["getRecommendLive": 1, "getUserInfo": 1],
             ]))
         }

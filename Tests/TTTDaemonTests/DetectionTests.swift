@@ -328,6 +328,35 @@ struct DetectionDetailTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("room info refused to the session (4003110): the live is still opened, the egress counts a block and says why")
+    func roomInfoRefusedToTheSession() async throws {
+        let sim = SimProcess()
+        try await sim.start()
+        _ = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
+        try await sim.fault(#"{"kind":"room_info_refused"}"#)
+        let database = try await TestDatabase.create()
+        let secrets = try TemporaryDirectory()
+        try "abc123\n".write(toFile: secrets.file("tiktok_session"), atomically: true, encoding: .utf8)
+        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim),
+                                       environment: ["CREDENTIALS_DIRECTORY": secrets.path])
+        try await daemon.start()
+        #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["adults_only"])
+        _ = try await sim.goLive("adults_only")
+        let started = try await follow.next("live_started")
+        // Refused to a session, the room is not known to be age-restricted: TikTok is throttling.
+        #expect(started["restricted"] as? Bool != true, "\(started)")
+        var egress: [String: Any] = [:]
+        try await eventually("the refusal reaches tttctl status") {
+            let status = try await daemon.ctl(["status", "--json"])
+            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
+            egress = egresses?.first ?? [:]
+            return (egress["blocks"] as? Int ?? 0) > 0
+        }
+        #expect((egress["last_block"] as? String)?.contains("4003110") == true, "\(egress)")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("follow --until-end exits 0 once the followed live ends")
     func followUntilEnd() async throws {
         let sim = SimProcess(accounts: 1)

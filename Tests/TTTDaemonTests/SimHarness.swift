@@ -70,6 +70,12 @@ final class SimProcess: @unchecked Sendable {
         guard answer.status / 100 == 2 else { throw HarnessError("cannot end the live of \(username): \(answer)") }
     }
 
+    /// The host pauses (or resumes) the live: TikTok's status 3.
+    func pause(_ username: String, _ paused: Bool = true) async throws {
+        let answer = try await request("PATCH", "/_sim/lives/\(username)", json: #"{"paused":\#(paused)}"#)
+        guard answer.status / 100 == 2 else { throw HarnessError("cannot pause the live of \(username): \(answer)") }
+    }
+
     func fault(_ json: String) async throws {
         let answer = try await request("POST", "/_sim/faults", json: json)
         guard answer.status / 100 == 2 else { throw HarnessError("fault refused: \(answer)") }

@@ -141,6 +141,9 @@ import Testing
             #expect(((anonymous["extra"] as? [String: Any])?["now"] as? Int ?? 0) > 0)
             let emptySession = try await client.get(uri, headers: [.cookie: "sessionid=; tt-target-idc=useast1a"]).object
             #expect(emptySession["status_code"] as? Int == 4003110)
+            // A session without its data centre is refused as well.
+            let withoutIDC = try await client.get(uri, headers: [.cookie: "sessionid=abc123; sid_tt=abc123"]).object
+            #expect(withoutIDC["status_code"] as? Int == 4003110)
             let loggedIn = try await client.get(uri, headers: [.cookie: "tt-target-idc=useast1a; sessionid=abc123; sid_tt=abc123"]).object
             #expect(loggedIn["status_code"] as? Int == 0)
             #expect((loggedIn["data"] as? [String: Any])?["status"] as? Int == 2)

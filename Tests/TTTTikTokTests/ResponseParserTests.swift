@@ -92,6 +92,29 @@ struct ResponseParserTests {
         #expect(HTTPTikTokClient.sessionCookies("sessionid=x; sid_tt=x") == "sessionid=x; sid_tt=x")
     }
 
+    @Test("a paused live (status 3) is the same live without streams; room info's 3 is unknown, never ended")
+    func paused() throws {
+        let paused = #"{"data":{"user":{"roomId":"7684008970436823815","status":3},"liveRoom":{"status":3,"title":"pause"}},"extra":{},"message":"","statusCode":0}"#
+        guard case .live(let room) = ResponseParser.accountLookup(answer(paused)) else {
+            Issue.record("not live: \(ResponseParser.accountLookup(answer(paused)))")
+            return
+        }
+        #expect(room.roomID == "7684008970436823815")
+        #expect(room.title == "pause")
+        #expect(room.streams.best == nil)
+        // Paused without a room id: nothing to keep following.
+        let noRoom = #"{"data":{"user":{"roomId":"","status":3},"liveRoom":{"status":3}},"extra":{},"message":"","statusCode":0}"#
+        guard case .unknown = ResponseParser.accountLookup(answer(noRoom)) else {
+            Issue.record("not unknown: \(ResponseParser.accountLookup(answer(noRoom)))")
+            return
+        }
+        let info = #"{"data":{"status":3,"title":"pause"},"extra":{"now":1789625067764},"status_code":0}"#
+        guard case .unknown = ResponseParser.roomInfo(answer(info), roomID: "7684008970436823815") else {
+            Issue.record("room info's 3 is not unknown")
+            return
+        }
+    }
+
     @Test("user status 2 with its room but liveRoom status 4: unknown, not offline; offline is both statuses 4")
     func disagreeingStatuses() {
         // The answer may be caught mid-change: counted as offline, it could end a live that goes on.
