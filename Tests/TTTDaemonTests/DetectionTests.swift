@@ -27,14 +27,48 @@ struct DetectionTests {
         """
     }
 
+    /// tttsim with `simAccounts` accounts (sim0, sim1…) and what `prepare` sets up before tttd starts
+    /// (accounts of its own, faults); a database; tttd at `config`'s budget, watching `accounts`.
+    static func watching(_ accounts: [String], simAccounts: Int = 0, rate: Double = 4, lease: String = "5s",
+                         environment: [String: String] = [:], prepare: (SimProcess) async throws -> Void = { _ in }
+    ) async throws -> (sim: SimProcess, database: TestDatabase, daemon: DaemonProcess) {
+        let sim = SimProcess(accounts: simAccounts)
+        try await sim.start()
+        try await prepare(sim)
+        let database = try await TestDatabase.create()
+        let daemon = try DaemonProcess(database: database, extraConfig: config(sim, rate: rate, lease: lease), environment: environment)
+        try await daemon.start()
+        let added = try await daemon.ctl(["accounts", "add"] + accounts)
+        guard added.status == 0 else { throw HarnessError("tttctl accounts add failed: \(added)") }
+        return (sim, database, daemon)
+    }
+
+    /// The (one) egress of `tttctl status --json`.
+    static func egress(_ daemon: DaemonProcess) async throws -> [String: Any] {
+        let status = try await daemon.ctl(["status", "--json"])
+        let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
+        return egresses?.first ?? [:]
+    }
+
+    /// The egress once `tttctl status` counts a block on it.
+    static func firstBlock(_ daemon: DaemonProcess, _ what: String) async throws -> [String: Any] {
+        var egress: [String: Any] = [:]
+        try await eventually(what) {
+            egress = try await Self.egress(daemon)
+            return (egress["blocks"] as? Int ?? 0) > 0
+        }
+        return egress
+    }
+
+    /// An age-restricted account on tttsim: room/info refuses it to a request without a session.
+    static func restrictedAccount(_ sim: SimProcess) async throws {
+        let created = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
+        guard created.status / 100 == 2 else { throw HarnessError("cannot create the restricted account: \(created)") }
+    }
+
     @Test("a live is seen starting and ending, with one live row and its two events")
     func startAndEnd() async throws {
-        let sim = SimProcess(accounts: 2)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "@sim0", "@sim1"]).status == 0)
+        let (sim, database, daemon) = try await Self.watching(["@sim0", "@sim1"], simAccounts: 2)
         let follow = try await FollowProcess(daemon: daemon, arguments: ["@sim0"])
 
         let room = try await sim.goLive("sim0", title: "Bonsoir Ouaga")
@@ -72,14 +106,10 @@ struct DetectionTests {
 
     @Test("a stop does not wait for TikTok: the request in flight is cut short and nothing is recorded of it")
     func stopDuringRequest() async throws {
-        let sim = SimProcess(accounts: 1)
-        try await sim.start()
         // tttsim holds every look-up for a minute; tttd's own timeout is 10 s.
-        try await sim.fault(#"{"kind":"delay","ms":60000}"#)
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        let (sim, database, daemon) = try await Self.watching(["sim0"], simAccounts: 1) { sim in
+            try await sim.fault(#"{"kind":"delay","ms":60000}"#)
+        }
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 1)
         let stopping = ContinuousClock.now
         #expect(try await daemon.stop() == 0)
@@ -90,14 +120,9 @@ struct DetectionTests {
 
     @Test("429 storms, challenge pages, empty bodies, not-found flaps, resets and delays never end a live")
     func faultsNeverEndALive() async throws {
-        let sim = SimProcess(accounts: 3)
-        try await sim.start()
-        let database = try await TestDatabase.create()
         // A high ceiling keeps the back-off pauses short (they scale with the gap between requests);
         // the 1 s interval keeps the actual rate low.
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 20))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "sim0", "sim1", "sim2"]).status == 0)
+        let (sim, database, daemon) = try await Self.watching(["sim0", "sim1", "sim2"], simAccounts: 3, rate: 20)
         let follow = try await FollowProcess(daemon: daemon, arguments: ["--all"])
         _ = try await sim.goLive("sim1")
         _ = try await follow.next("live_started")
@@ -126,28 +151,19 @@ struct DetectionTests {
         #expect(follow.events.filter { $0["type"] as? String == "live_ended" }.isEmpty)
         #expect(try await database.psql("SELECT count(*) FROM lives") == "1")
 
-        let status = try await daemon.ctl(["status", "--json"])
-        let egress = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
-        #expect((egress?.first?["blocks"] as? Int ?? 0) > 0, "the block signals were recognised: \(status)")
+        let egress = try await Self.egress(daemon)
+        #expect((egress["blocks"] as? Int ?? 0) > 0, "the block signals were recognised: \(egress)")
         #expect(try await daemon.stop() == 0)
     }
 
     @Test("a 429 whose Retry-After is years pauses the egress 15 minutes, and tttctl status says so")
     func wildRetryAfterIsCut() async throws {
-        let sim = SimProcess(accounts: 1)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
-        try await daemon.start()
-        try await sim.fault(#"{"kind":"http_status","status":429,"retry_after":1000000000000}"#)
-        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
-        var egress: [String: Any] = [:]
-        try await eventually("the 429 reaches tttctl status") {
-            let status = try await daemon.ctl(["status", "--json"])
-            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
-            egress = egresses?.first ?? [:]
-            return (egress["blocks"] as? Int ?? 0) > 0
+        let (sim, _, daemon) = try await Self.watching(["sim0"], simAccounts: 1) { sim in
+            try await sim.fault(#"{"kind":"http_status","status":429,"retry_after":1000000000000}"#)
         }
+        // tttsim ends when its last reference goes.
+        defer { withExtendedLifetime(sim) {} }
+        let egress = try await Self.firstBlock(daemon, "the 429 reaches tttctl status")
         let paused = egress["paused_for_s"] as? Double ?? 0
         #expect(paused > 800 && paused <= 900, "\(egress)")
         #expect((egress["last_block"] as? String)?.hasSuffix("asking again after 900 s") == true, "\(egress)")
@@ -182,12 +198,7 @@ struct DetectionTests {
     /// number of requests tttsim saw in one second, once it has answered `until` lookups.
     static func highestRate(accounts: Int, live: String? = nil, fault: String, from: Int, clearedAt: Int? = nil,
                             until: Int) async throws -> Int {
-        let sim = SimProcess(accounts: accounts)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: config(sim, rate: 5))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add"] + (0..<accounts).map { "sim\($0)" }).status == 0)
+        let (sim, _, daemon) = try await watching((0..<accounts).map { "sim\($0)" }, simAccounts: accounts, rate: 5)
         if let live { _ = try await sim.goLive(live) }
         let lookups = "/api-live/user/room/"
         try await sim.waitForRequests(to: lookups, atLeast: from)
@@ -204,14 +215,10 @@ struct DetectionTests {
 
     @Test("with TikTok's WAF policy on, tttd at its budget is never blocked")
     func rateWAFNeverTriggered() async throws {
-        let sim = SimProcess(accounts: 30)
-        try await sim.start()
         // TikTok blocks past ~20 lookups a minute; scaled down: 6 in 15 s, against a budget of 0.3/s.
-        try await sim.fault(#"{"kind":"rate_waf","max":6,"window_s":15,"penalty_s":60}"#)
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim, rate: 0.3))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add"] + (0..<30).map { "sim\($0)" }).status == 0)
+        let (sim, _, daemon) = try await Self.watching((0..<30).map { "sim\($0)" }, simAccounts: 30, rate: 0.3) { sim in
+            try await sim.fault(#"{"kind":"rate_waf","max":6,"window_s":15,"penalty_s":60}"#)
+        }
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 12, timeout: 120)
         let stats = try await sim.stats()
         #expect(stats["blocked"] as? Int == 0, "\(stats)")
@@ -220,12 +227,9 @@ struct DetectionTests {
 
     @Test("an account that does not exist is reported as such")
     func notFound() async throws {
-        let sim = SimProcess(accounts: 1)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: Self.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "nobody_here", "sim0"]).status == 0)
+        let (sim, _, daemon) = try await Self.watching(["nobody_here", "sim0"], simAccounts: 1)
+        // tttsim ends when its last reference goes.
+        defer { withExtendedLifetime(sim) {} }
         // No event marks "not found" (it is a state): poll the account list, with a deadline. The
         // last look comes after the deadline, so a test held up by a loaded machine still reads
         // the state tttd reached rather than one from before the wait.
@@ -281,11 +285,7 @@ struct DetectionTests {
         #expect(try await a.ctl(["accounts", "add"] + (0..<20).map { "sim\($0)" }).status == 0)
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: 30)
         #expect(try await database.psql("SELECT count(*) FROM nodes") == "2")
-        let requestsOf = { (daemon: DaemonProcess) async throws -> Int in
-            let status = try await daemon.ctl(["status", "--json"])
-            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
-            return egresses?.first?["requests"] as? Int ?? 0
-        }
+        let requestsOf = { (daemon: DaemonProcess) async throws -> Int in try await Self.egress(daemon)["requests"] as? Int ?? 0 }
         #expect(try await requestsOf(a) > 0)
         #expect(try await requestsOf(b) > 0)
 
@@ -311,13 +311,7 @@ struct DetectionTests {
 struct DetectionDetailTests {
     @Test("an age-restricted live is detected and reported as restricted when tttd has no session")
     func restrictedLive() async throws {
-        let sim = SimProcess()
-        try await sim.start()
-        _ = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
+        let (sim, _, daemon) = try await DetectionTests.watching(["adults_only"], prepare: DetectionTests.restrictedAccount)
         let follow = try await FollowProcess(daemon: daemon, arguments: ["adults_only"])
         _ = try await sim.goLive("adults_only")
         let started = try await follow.next("live_started")
@@ -330,41 +324,23 @@ struct DetectionDetailTests {
 
     @Test("room info refused to the session (4003110): the live is still opened, the egress counts a block and says why")
     func roomInfoRefusedToTheSession() async throws {
-        let sim = SimProcess()
-        try await sim.start()
-        _ = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
-        try await sim.fault(#"{"kind":"room_info_refused"}"#)
-        let database = try await TestDatabase.create()
-        let secrets = try TemporaryDirectory()
-        try "abc123\n".write(toFile: secrets.file("tiktok_session"), atomically: true, encoding: .utf8)
-        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim),
-                                       environment: ["CREDENTIALS_DIRECTORY": secrets.path])
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
+        let (sim, _, daemon) = try await DetectionTests.watching(["adults_only"], environment: ["TTTD_SECRETS_TIKTOK_SESSION": "abc123"]) { sim in
+            try await DetectionTests.restrictedAccount(sim)
+            try await sim.fault(#"{"kind":"room_info_refused"}"#)
+        }
         let follow = try await FollowProcess(daemon: daemon, arguments: ["adults_only"])
         _ = try await sim.goLive("adults_only")
         let started = try await follow.next("live_started")
         // Refused to a session, the room is not known to be age-restricted: TikTok is throttling.
         #expect(started["restricted"] as? Bool != true, "\(started)")
-        var egress: [String: Any] = [:]
-        try await eventually("the refusal reaches tttctl status") {
-            let status = try await daemon.ctl(["status", "--json"])
-            let egresses = ((try status.json() as? [String: Any])?["detection"] as? [String: Any])?["egresses"] as? [[String: Any]]
-            egress = egresses?.first ?? [:]
-            return (egress["blocks"] as? Int ?? 0) > 0
-        }
+        let egress = try await DetectionTests.firstBlock(daemon, "the refusal reaches tttctl status")
         #expect((egress["last_block"] as? String)?.contains("4003110") == true, "\(egress)")
         #expect(try await daemon.stop() == 0)
     }
 
     @Test("follow --until-end exits 0 once the followed live ends")
     func followUntilEnd() async throws {
-        let sim = SimProcess(accounts: 1)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        let (sim, _, daemon) = try await DetectionTests.watching(["sim0"], simAccounts: 1)
         let watcher = try await FollowProcess(daemon: daemon, arguments: ["sim0"])
         async let untilEnd = daemon.ctl(["follow", "@sim0", "--until-end"])
         // It stops at the first live_ended it receives: it must be subscribed before the live ends.

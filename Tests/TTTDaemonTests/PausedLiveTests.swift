@@ -6,12 +6,7 @@ import Testing
 struct PausedLiveTests {
     @Test("a paused live is neither ended nor started again, by lookups or check_alive; its end after the pause is seen")
     func pauseKeepsTheLive() async throws {
-        let sim = SimProcess(accounts: 1)
-        try await sim.start()
-        let database = try await TestDatabase.create()
-        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim))
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "sim0"]).status == 0)
+        let (sim, database, daemon) = try await DetectionTests.watching(["sim0"], simAccounts: 1)
         let follow = try await FollowProcess(daemon: daemon, arguments: ["--all"])
         let room = try await sim.goLive("sim0")
         _ = try await follow.next("live_started")

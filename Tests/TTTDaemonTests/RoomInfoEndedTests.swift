@@ -7,21 +7,18 @@ import Testing
 struct RoomInfoEndedTests {
     @Test("the account's answer says live, room info then says the room ended: no live is opened")
     func roomEndedBetweenTheAnswers() async throws {
-        let sim = SimProcess()
-        try await sim.start()
         // Age-restricted: api-live gives no stream URLs to tttd (which never sends its session
         // there), so tttd asks room/info for them, with its session, and gets the room's status.
-        _ = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
-        // room/info is held long enough for the test to end the live meanwhile, and answered well
-        // within tttd's 10 s timeout: it then reads the ended room (status 4).
-        try await sim.fault(#"{"kind":"delay","ms":7000,"paths":["/webcast/room/info/"]}"#)
-        let database = try await TestDatabase.create()
         // A lease longer than the held request: the answer is still this node's to record, and no
         // other lookup of the account runs meanwhile.
-        let daemon = try DaemonProcess(database: database, extraConfig: DetectionTests.config(sim, lease: "30s"),
-                                       environment: ["TTTD_SECRETS_TIKTOK_SESSION": "test-session"])
-        try await daemon.start()
-        #expect(try await daemon.ctl(["accounts", "add", "adults_only"]).status == 0)
+        let (sim, database, daemon) = try await DetectionTests.watching(
+            ["adults_only"], lease: "30s", environment: ["TTTD_SECRETS_TIKTOK_SESSION": "test-session"]
+        ) { sim in
+            try await DetectionTests.restrictedAccount(sim)
+            // room/info is held long enough for the test to end the live meanwhile, and answered well
+            // within tttd's 10 s timeout: it then reads the ended room (status 4).
+            try await sim.fault(#"{"kind":"delay","ms":7000,"paths":["/webcast/room/info/"]}"#)
+        }
         let follow = try await FollowProcess(daemon: daemon, arguments: ["--all"])
 
         _ = try await sim.goLive("adults_only")
