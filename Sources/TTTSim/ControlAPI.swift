@@ -3,7 +3,8 @@ import Hummingbird
 
 /// The `/_sim/` control API (INTERFACES.md): accounts, lives, faults, stats. Beyond INTERFACES.md:
 /// `PATCH /_sim/lives/{username}` `{"paused": bool}` pauses or resumes a live (TikTok's status 3),
-/// and the fault kind `room_info_refused` (4003110 from room/info even to a logged-in session).
+/// the fault kind `room_info_refused` (4003110 from room/info even to a logged-in session), and an
+/// account's `restricted_code` (10011 instead of 4003110 for its room info without a session).
 struct ControlAPI: Sendable {
     let simulator: Simulator
 
@@ -11,6 +12,8 @@ struct ControlAPI: Sendable {
         var username: String
         var nickname: String?
         var restricted: Bool?
+        /// What room info answers the restricted account without a session: 4003110 (default) or 10011.
+        var restricted_code: Int?
     }
 
     private struct LiveBody: Decodable {
@@ -69,7 +72,11 @@ struct ControlAPI: Sendable {
         case .failure(let error): return Reply.error(error.description, status: .badRequest)
         }
         guard !SimState.key(body.username).isEmpty else { return Reply.error("username is empty", status: .badRequest) }
-        let (account, created) = simulator.state.upsertAccount(username: body.username, nickname: body.nickname, restricted: body.restricted)
+        if let code = body.restricted_code, code != 4003110, code != 10011 {
+            return Reply.error("restricted_code must be 4003110 or 10011", status: .badRequest)
+        }
+        let (account, created) = simulator.state.upsertAccount(username: body.username, nickname: body.nickname,
+                                                               restricted: body.restricted, restrictedCode: body.restricted_code)
         return Reply.json(["username": .string(account.username)], status: created ? .created : .ok)
     }
 
@@ -77,6 +84,7 @@ struct ControlAPI: Sendable {
         let accounts = simulator.state.accounts().map { account -> JSONValue in
             ["username": .string(account.username), "nickname": .string(account.nickname),
              "user_id": .string(String(account.userId)), "restricted": .bool(account.restricted),
+             "restricted_code": .int(Int64(account.restrictedCode)),
              "last_room_id": account.lastRoomId.map { .string(String($0)) } ?? .null]
         }
         return Reply.json(.array(accounts))

@@ -66,7 +66,7 @@ struct TikTokEndpoints: Sendable {
             return Reply.json(answers.roomNotFound())
         }
         if account.restricted, !Self.hasSession(request) {
-            return Reply.json(answers.ageRestricted())
+            return Reply.json(account.restrictedCode == 10011 ? TikTokAnswers.paramsError10011(nowMs: answers.nowMs) : answers.ageRestricted())
         }
         return Reply.json(answers.roomInfo(account, live))
     }

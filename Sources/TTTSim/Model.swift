@@ -8,8 +8,10 @@ public struct Account: Sendable {
     public var nickname: String
     public let userId: Int64
     public let secUid: String
-    /// Age-restricted: room info answers 4003110 without a session cookie.
+    /// Age-restricted: room info answers `restrictedCode` without a session cookie.
     public var restricted: Bool
+    /// 4003110, or 10011 ("Request params error"), also seen for age-restricted rooms (TIKTOK.md).
+    public var restrictedCode = 4003110
     /// The room of the latest live, kept after it ends (offline answers show it).
     public var lastRoomId: Int64?
 }

@@ -29,18 +29,21 @@ public final class SimState: Sendable {
     /// Creates the account, or updates `nickname`/`restricted` of an existing one.
     /// Returns the account and whether it was created.
     @discardableResult
-    public func upsertAccount(username: String, nickname: String? = nil, restricted: Bool? = nil) -> (Account, created: Bool) {
+    public func upsertAccount(username: String, nickname: String? = nil, restricted: Bool? = nil,
+                              restrictedCode: Int? = nil) -> (Account, created: Bool) {
         let key = Self.key(username)
         return model.withLock { model in
             if var account = model.accounts[key] {
                 if let nickname { account.nickname = nickname }
                 if let restricted { account.restricted = restricted }
+                if let restrictedCode { account.restrictedCode = restrictedCode }
                 model.accounts[key] = account
                 return (account, false)
             }
-            let account = Account(
+            var account = Account(
                 username: key, nickname: nickname ?? key, userId: model.ids.userId(),
                 secUid: model.ids.secUid(), restricted: restricted ?? false, lastRoomId: nil)
+            if let restrictedCode { account.restrictedCode = restrictedCode }
             model.accounts[key] = account
             return (account, true)
         }

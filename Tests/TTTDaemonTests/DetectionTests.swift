@@ -61,8 +61,9 @@ struct DetectionTests {
     }
 
     /// An age-restricted account on tttsim: room/info refuses it to a request without a session.
-    static func restrictedAccount(_ sim: SimProcess) async throws {
-        let created = try await sim.request("POST", "/_sim/accounts", json: #"{"username":"adults_only","restricted":true}"#)
+    static func restrictedAccount(_ sim: SimProcess, code: Int = 4003110) async throws {
+        let created = try await sim.request("POST", "/_sim/accounts",
+                                            json: #"{"username":"adults_only","restricted":true,"restricted_code":\#(code)}"#)
         guard created.status / 100 == 2 else { throw HarnessError("cannot create the restricted account: \(created)") }
     }
 
@@ -309,9 +310,12 @@ struct DetectionTests {
 
 @Suite("live detection: restricted lives and follow --until-end")
 struct DetectionDetailTests {
-    @Test("an age-restricted live is detected and reported as restricted when tttd has no session")
-    func restrictedLive() async throws {
-        let (sim, _, daemon) = try await DetectionTests.watching(["adults_only"], prepare: DetectionTests.restrictedAccount)
+    @Test("an age-restricted live is detected and reported as restricted when tttd has no session (room info's 4003110 or 10011)",
+          arguments: [4003110, 10011])
+    func restrictedLive(code: Int) async throws {
+        let (sim, _, daemon) = try await DetectionTests.watching(["adults_only"]) { sim in
+            try await DetectionTests.restrictedAccount(sim, code: code)
+        }
         let follow = try await FollowProcess(daemon: daemon, arguments: ["adults_only"])
         _ = try await sim.goLive("adults_only")
         let started = try await follow.next("live_started")

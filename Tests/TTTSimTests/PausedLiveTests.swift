@@ -85,3 +85,21 @@ extension TestClientProtocol {
         }
     }
 }
+
+/// TIKTOK.md: 10011 "Request params error" has also been seen for age-restricted rooms.
+@Suite struct RestrictedCodeTests {
+    @Test("an account made restricted with code 10011 gets that answer from room/info without a session; only the two codes are taken")
+    func code10011() async throws {
+        let sim = makeSimulator()
+        try await sim.makeApplication().test(.router) { client in
+            try await client.post("/_sim/accounts", json: #"{"username":"eve","restricted":true,"restricted_code":10011}"#)
+            let roomId = try #require(try await client.post("/_sim/lives", json: #"{"username":"eve"}"#).object["room_id"] as? String)
+            let uri = "/webcast/room/info/?aid=1988&room_id=\(roomId)"
+            #expect(try await client.get(uri).object["status_code"] as? Int == 10011)
+            let session: HTTPFields = [.cookie: "tt-target-idc=useast1a; sessionid=abc123"]
+            #expect(try await client.get(uri, headers: session).object["status_code"] as? Int == 0)
+            #expect(try await client.post("/_sim/accounts", json: #"{"username":"eve","restricted_code":404}"#).status == .badRequest)
+            #expect(try await client.get("/_sim/accounts").array.first?["restricted_code"] as? Int == 10011)
+        }
+    }
+}
