@@ -273,33 +273,33 @@ extension Store {
     // MARK: Observations
 
     /// check_alive said these rooms are still live: release their leases, set their next check, and
-    /// reset their accounts' offline streaks, in one transaction. Lives that ended meanwhile are left.
+    /// reset their accounts' offline streaks, in one statement. Lives that ended meanwhile are left.
     public func recordStillAlive(_ liveIDs: [Int64], node: String, after: Duration) async throws(StoreError) {
         guard !liveIDs.isEmpty else { return }
         let seconds = after.asSeconds
-        let logger = self.logger
-        try await transaction("detection.record_alive") { connection in
+        try await run("detection.record_alive") { client in
             // The accounts' rows first (in id order, as every statement that locks several takes
             // them), then the lives, as `record` and `recordRoomGone` lock an account and then its
             // live: lives first, a batch and a lookup of one of its accounts with an offline streak
-            // would each hold the row the other waits for (a deadlock, the batch lost).
-            for try await _ in try await connection.query("""
-                SELECT a.id FROM accounts a
-                WHERE a.id IN (SELECT account_id FROM lives
-                               WHERE id = ANY(\(liveIDs)::int8[]) AND status = 'live' AND alive_lease_owner = \(node))
-                ORDER BY a.id
-                FOR NO KEY UPDATE
-                """, logger: logger).decode(Int64.self) {}
-            try await connection.query("""
-                WITH still AS (
+            // would each hold the row the other waits for (a deadlock, the batch lost). The count
+            // is an init plan: PostgreSQL runs it, locking every account, before the lives' scan.
+            _ = try await client.query("""
+                WITH locked AS (
+                    SELECT a.id FROM accounts a
+                    WHERE a.id IN (SELECT account_id FROM lives
+                                   WHERE id = ANY(\(liveIDs)::int8[]) AND status = 'live' AND alive_lease_owner = \(node))
+                    ORDER BY a.id
+                    FOR NO KEY UPDATE
+                ), still AS (
                     UPDATE lives SET alive_lease_owner = NULL, alive_lease_expires_at = NULL,
                         next_alive_check_at = now() + make_interval(secs => \(seconds))
                     WHERE id = ANY(\(liveIDs)::int8[]) AND status = 'live' AND alive_lease_owner = \(node)
+                      AND (SELECT count(*) FROM locked) >= 0
                     RETURNING account_id
                 )
                 UPDATE accounts SET offline_streak = 0
                 WHERE id IN (SELECT account_id FROM still) AND offline_streak <> 0
-                """, logger: logger)
+                """)
         }
     }
 
