@@ -13,10 +13,15 @@ struct PausedLiveTests {
 
         try await sim.pause("sim0")
         // More than `offline_confirmations` answers of each kind while paused: what would end the
-        // live if status 3 counted as offline, or open a second one if it were a new live.
+        // live if status 3 counted as offline, or open a second one if it were a new live. First
+        // the lookups alone (check_alive failing, so that no "still alive" resets their streak),
+        // then check_alive too.
+        try await sim.fault(#"{"kind": "http_status", "status": 500, "paths": ["/webcast/room/check_alive/"]}"#)
         let lookups = try await sim.requests(to: "/api-live/user/room/")
-        let alive = try await sim.requests(to: "/webcast/room/check_alive/")
         try await sim.waitForRequests(to: "/api-live/user/room/", atLeast: lookups + 3)
+        #expect(try await database.psql("SELECT count(*), bool_and(status = 'live' AND room_id = '\(room)') FROM lives") == "1|t")
+        try await sim.clearFaults()
+        let alive = try await sim.requests(to: "/webcast/room/check_alive/")
         try await sim.waitForRequests(to: "/webcast/room/check_alive/", atLeast: alive + 3)
         #expect(follow.events.map { $0["type"] as? String } == ["live_started"])
         #expect(try await database.psql("SELECT count(*), bool_and(status = 'live' AND room_id = '\(room)') FROM lives") == "1|t")
