@@ -26,7 +26,7 @@ public final class SimState: Sendable {
         return name
     }
 
-    /// Creates the account, or updates `nickname`/`restricted` of an existing one.
+    /// Creates the account, or updates `nickname`/`restricted`/`restrictedCode` of an existing one.
     /// Returns the account and whether it was created.
     @discardableResult
     public func upsertAccount(username: String, nickname: String? = nil, restricted: Bool? = nil,
@@ -40,10 +40,9 @@ public final class SimState: Sendable {
                 model.accounts[key] = account
                 return (account, false)
             }
-            var account = Account(
-                username: key, nickname: nickname ?? key, userId: model.ids.userId(),
-                secUid: model.ids.secUid(), restricted: restricted ?? false, lastRoomId: nil)
-            if let restrictedCode { account.restrictedCode = restrictedCode }
+            let account = Account(
+                username: key, nickname: nickname ?? key, userId: model.ids.userId(), secUid: model.ids.secUid(),
+                restricted: restricted ?? false, restrictedCode: restrictedCode ?? 4003110, lastRoomId: nil)
             model.accounts[key] = account
             return (account, true)
         }
