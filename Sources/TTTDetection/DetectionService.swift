@@ -268,6 +268,8 @@ public final class DetectionService: Service, Sendable {
                     quiet.append(answer)
                 } else if account.live, case .live(let live) = observation, await recordedStillLive(live, account) {
                     // Written in one statement: the live goes on in the same room.
+                } else if account.live, case .offline = observation, await recordedLookupOffline(account) {
+                    // Written in one statement: the live's end counted, or confirmed.
                 } else if !account.live, case .live = observation,
                           await recordedStart(observation, account, reportedStart: lookup.startedAt, answerAge: ContinuousClock.now - asked) {
                     // Written in one statement: a live starts.
@@ -376,12 +378,12 @@ public final class DetectionService: Service, Sendable {
                                  checkState: checkState, detail: decision.detail)
     }
 
-    /// The answers about lives that come most — a live's start, a lookup while it goes on,
-    /// check_alive's "gone" — each in one statement while the state the caller saw still holds
-    /// (`Store.recordStart`, `Store.recordStillLive`, `Store.recordRoomGone`). False:
-    /// record the answer in full, which reads the state again. A failure here is left to that
-    /// full record too, except when stopping: then nothing is written (the lease runs out and the
-    /// account or live is checked again).
+    /// The answers about lives that come most — a live's start, a lookup while it goes on, a
+    /// lookup's or check_alive's "gone" — each in one statement while the state the caller saw still
+    /// holds (`Store.recordStart`, `Store.recordStillLive`, `Store.recordLookupOffline`,
+    /// `Store.recordRoomGone`). False: record the answer in full, which reads the state again. A
+    /// failure here is left to that full record too, except when stopping: then nothing is written
+    /// (the lease runs out and the account or live is checked again).
     private func recordedStillLive(_ live: ObservedLive, _ account: Store.ClaimedAccount) async -> Bool {
         do {
             return try await store.recordStillLive(live, accountID: account.id, node: nodeID, pace: pace.withLock { $0 })
@@ -413,6 +415,22 @@ public final class DetectionService: Service, Sendable {
             case .counted?: return true
             case .ended(let recorded)?:
                 await didRecord(recorded, username: live.username, reportedStart: nil)
+                return true
+            case nil: return false
+            }
+        } catch {
+            return Task.isCancelled
+        }
+    }
+
+    private func recordedLookupOffline(_ account: Store.ClaimedAccount) async -> Bool {
+        let confirmations = settings.withLock { $0.offlineConfirmations }
+        do {
+            switch try await store.recordLookupOffline(accountID: account.id, node: nodeID, pace: pace.withLock { $0 },
+                                                       offlineConfirmations: confirmations) {
+            case .counted?: return true
+            case .ended(let recorded)?:
+                await didRecord(recorded, username: account.username, reportedStart: nil)
                 return true
             case nil: return false
             }

@@ -392,8 +392,8 @@ extension Store {
         }
     }
 
-    /// What `recordRoomGone` wrote.
-    public enum RoomGone: Sendable {
+    /// What `recordRoomGone` or `recordLookupOffline` wrote.
+    public enum OfflineCounted: Sendable {
         /// One more "gone" counted; the end waits for more.
         case counted
         /// The end confirmed: the live ended, with its `live_ended` event.
@@ -406,7 +406,7 @@ extension Store {
     /// ended with its `live_ended` event (NOTIFY on commit). Nil, with nothing written, when the
     /// live is not open in that room under this node's check_alive lease any more: the caller
     /// records the answer in full.
-    public func recordRoomGone(_ live: ClaimedLive, node: String, offlineConfirmations: Int) async throws(StoreError) -> RoomGone? {
+    public func recordRoomGone(_ live: ClaimedLive, node: String, offlineConfirmations: Int) async throws(StoreError) -> OfflineCounted? {
         let soon = Self.aliveRecheckSoon.asSeconds
         let confirmations = max(1, offlineConfirmations)
         let ended = try await run("detection.record_room_gone") { client -> (live: Bool, eventID: Int64?)? in
@@ -456,6 +456,69 @@ extension Store {
         let decision = LiveLifecycle.decide(state, .roomGone(live.roomID), offlineConfirmations: confirmations)
         return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: ended.eventID.map { [$0] } ?? []))
     }
+
+    /// A lookup found offline an account whose live is open (most often confirming an end
+    /// check_alive counted first): as `record` writes it, in one statement instead of a transaction
+    /// of six to eight — the offline streak counted and the next lookup due soon; or, when that
+    /// makes `offlineConfirmations`, the live ended with its `live_ended` event (NOTIFY on commit)
+    /// and the account's next lookup paced by its weight. Nil, with nothing written, when this node
+    /// no longer holds the account's lease or the account has no live open in its room any more:
+    /// the caller records the answer in full.
+    public func recordLookupOffline(accountID: Int64, node: String, pace: Pace,
+                                    offlineConfirmations: Int) async throws(StoreError) -> OfflineCounted? {
+        let confirmations = max(1, offlineConfirmations)
+        let soon = min(Self.lookupRecheckSoon.asSeconds, pace.target.asSeconds)
+        let ended = try await run("detection.record_lookup_offline") { client -> (live: Bool, ended: DetectionState.OpenLive?, eventID: Int64?)? in
+            // The account's row first, then its live, as `record` locks them. Should the row change
+            // while this waits for its lock, PostgreSQL checks the conditions on the account again
+            // but sees the lives as they were: the room the account names must still be the open live's.
+            let rows = try await client.query("""
+                WITH account AS (
+                    UPDATE accounts a SET
+                        offline_streak = CASE WHEN a.offline_streak + 1 >= \(confirmations) THEN 0 ELSE a.offline_streak + 1 END,
+                        not_found_streak = 0, live = a.offline_streak + 1 < \(confirmations),
+                        check_state = \(CheckState.offline.rawValue), check_detail = NULL, last_checked_at = now(), weight = h.weight,
+                        next_check_at = CASE WHEN a.offline_streak + 1 < \(confirmations) THEN now() + make_interval(secs => \(soon))
+                                             ELSE \(unescaped: Self.nextLookupSQL(pace, weight: "h.weight")) END,
+                        lease_owner = NULL, lease_expires_at = NULL
+                    FROM (SELECT \(unescaped: Self.weightSQL(starting: false)) AS weight
+                          FROM lives x WHERE x.account_id = \(accountID)) h
+                    WHERE a.id = \(accountID) AND a.live AND a.lease_owner = \(node)
+                      AND EXISTS (SELECT 1 FROM lives l WHERE l.account_id = a.id AND l.status = 'live' AND l.room_id = a.room_id)
+                    RETURNING a.id, a.live, a.room_id
+                ), ended AS (
+                    UPDATE lives l SET status = 'ended', ended_at = now(), end_reason = \(LiveEndReason.offline.rawValue),
+                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                    FROM account WHERE l.account_id = account.id AND l.status = 'live' AND l.room_id = account.room_id
+                      AND NOT account.live
+                    RETURNING l.id, l.username, l.room_id, l.title, l.restricted
+                ), event AS (
+                    INSERT INTO events (type, live_id, username, payload)
+                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .offline))
+                    FROM ended l
+                    RETURNING id, type
+                )
+                SELECT account.live, ended.id, ended.room_id, event.id,
+                       CASE WHEN event.id IS NOT NULL THEN pg_notify('tttd_events', event.id::text || ' ' || event.type) END
+                FROM account LEFT JOIN ended ON true LEFT JOIN event ON true
+                """)
+            for try await (stillLive, liveID, roomID, eventID, _) in rows.decode((Bool, Int64?, String?, Int64?, String?).self) {
+                let ended = liveID.flatMap { id in roomID.map { DetectionState.OpenLive(id: id, roomID: $0) } }
+                return (stillLive, ended, eventID)
+            }
+            return nil
+        }
+        guard let ended else { return nil }
+        if ended.live { return .counted }
+        // No live ended here when another writer ended it first (and wrote its event): the
+        // account is offline all the same.
+        let state = DetectionState(openLive: ended.ended, offlineStreak: confirmations - 1, notFoundStreak: 0)
+        let decision = LiveLifecycle.decide(state, .offline, offlineConfirmations: confirmations)
+        return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: ended.eventID.map { [$0] } ?? []))
+    }
+
+    /// How soon a lookup looks again at a live account it found offline once, to confirm the end.
+    static let lookupRecheckSoon = Duration.seconds(5)
 
     public struct Recorded: Sendable {
         public var decision: DetectionDecision
@@ -566,7 +629,7 @@ extension Store {
             // A live account is followed by check_alive; its lookups (title, viewers) can be rarer.
             let lookupWeight = liveNow ? weight * Self.liveLookupShare : weight
             let nextCheck: Double? = fromLookup
-                ? (decision.recheckSoon ? min(5, pace.target.asSeconds) : pace.interval(weight: lookupWeight) * Double.random(in: 0.9...1.1))
+                ? (decision.recheckSoon ? min(Self.lookupRecheckSoon.asSeconds, pace.target.asSeconds) : pace.interval(weight: lookupWeight) * Double.random(in: 0.9...1.1))
                 : (decision.recheckSoon ? 0 : nil)
             try await connection.query("""
                 UPDATE accounts SET

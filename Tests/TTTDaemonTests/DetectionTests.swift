@@ -105,6 +105,22 @@ struct DetectionTests {
         #expect(try await daemon.stop() == 0)
     }
 
+    @Test("with check_alive failing, the lookups alone see a live end: one live_ended, the account offline")
+    func lookupsAloneSeeTheEnd() async throws {
+        let (sim, database, daemon) = try await Self.watching(["@sim0"], simAccounts: 1)
+        let follow = try await FollowProcess(daemon: daemon, arguments: ["@sim0"])
+        _ = try await sim.goLive("sim0")
+        let started = try await follow.next("live_started")
+        try await sim.fault(#"{"kind": "http_status", "status": 500, "paths": ["/webcast/room/check_alive/"]}"#)
+        try await sim.endLive("sim0")
+        let ended = try await follow.next("live_ended")
+        #expect(ended["live_id"] as? Int == started["live_id"] as? Int)
+        #expect(ended["reason"] as? String == "offline")
+        #expect(try await database.psql("SELECT live, offline_streak, check_state FROM accounts") == "f|0|offline")
+        #expect(try await database.psql("SELECT count(*) FROM events WHERE type = 'live_ended'") == "1")
+        #expect(try await daemon.stop() == 0)
+    }
+
     @Test("a stop does not wait for TikTok: the request in flight is cut short and nothing is recorded of it")
     func stopDuringRequest() async throws {
         // tttsim holds every look-up for a minute; tttd's own timeout is 10 s.

@@ -56,60 +56,107 @@ struct AnswerGuardTests {
 
     // MARK: A race to end one live
 
-    @Test("a lookup's 'offline' that waited for the row lock while check_alive ended the live does not end it again")
-    func recordAfterLockWaitEndsOnce() async throws {
+    /// How a lookup's "offline" on a live account is written: in full, or in one statement.
+    enum OfflineWrite: String, CaseIterable, CustomTestStringConvertible {
+        case fullRecord = "in full", oneStatement = "in one statement"
+        var testDescription: String { rawValue }
+
+        /// Writes the answer; whether it ended a live.
+        func write(_ store: Store, accountID: Int64) async throws -> (written: Bool, ended: Bool) {
+            switch self {
+            case .fullRecord:
+                let recorded = try await store.record(.offline, accountID: accountID, node: "a", offlineConfirmations: 1,
+                                                      pace: AnswerGuardTests.pace, aliveRecheck: .seconds(15), fromLookup: true)
+                return (recorded != nil, recorded?.decision.end != nil)
+            case .oneStatement:
+                switch try await store.recordLookupOffline(accountID: accountID, node: "a", pace: AnswerGuardTests.pace,
+                                                           offlineConfirmations: 1) {
+                case nil: return (false, false)
+                case .counted?: return (true, false)
+                case .ended(let recorded)?: return (true, recorded.decision.end != nil)
+                }
+            }
+        }
+    }
+
+    @Test("a lookup's 'offline' that waited for the row lock while check_alive ended the live does not end it again",
+          arguments: OfflineWrite.allCases)
+    func recordAfterLockWaitEndsOnce(_ write: OfflineWrite) async throws {
         try await TestDatabase.withStore { store in
             let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
-            let logger = Logger(label: "test")
-            // The pool has two connections: this transaction holds one, `record` gets the other,
-            // and the wait is watched from this one.
-            let recording = try await store.client.withTransaction(logger: logger) { connection -> Task<Store.Recorded?, any Error> in
-                // Ended as recordRoomGone ends it: the account's row locked first, then the live and its event.
-                for try await _ in try await connection.query(
-                    "SELECT id FROM accounts WHERE id = \(id) FOR UPDATE", logger: logger
-                ).decode(Int64.self) {}
-                try await connection.query("UPDATE accounts SET live = false, offline_streak = 0 WHERE id = \(id)", logger: logger)
-                try await connection.query("""
-                    UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'offline',
-                        alive_lease_owner = NULL, alive_lease_expires_at = NULL
-                    WHERE account_id = \(id) AND status = 'live'
-                    """, logger: logger)
-                try await connection.query("""
-                    INSERT INTO events (type, live_id, username, payload)
-                    SELECT 'live_ended', id, username, jsonb_build_object('type', 'live_ended'::text, 'reason', 'offline'::text)
-                    FROM lives WHERE account_id = \(id)
-                    """, logger: logger)
+            // Ended as recordRoomGone ends it: the account's row locked first, then the live and its event.
+            let answer = try await whileLocked(store, accountID: id, by: """
+                UPDATE accounts SET live = false, offline_streak = 0 WHERE id = \(id);
+                UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'offline',
+                    alive_lease_owner = NULL, alive_lease_expires_at = NULL
+                WHERE account_id = \(id) AND status = 'live';
+                INSERT INTO events (type, live_id, username, payload)
+                SELECT 'live_ended', id, username, jsonb_build_object('type', 'live_ended'::text, 'reason', 'offline'::text)
+                FROM lives WHERE account_id = \(id)
+                """) {
                 // A lookup's answer, from before the end, one confirmation from ending the live itself.
-                let task = Task {
-                    try await store.record(.offline, accountID: id, node: "a", offlineConfirmations: 1, pace: Self.pace,
-                                           aliveRecheck: .seconds(15), fromLookup: true)
-                }
-                do {
-                    try await waitUntil("record waits for the account's row lock") {
-                        try await lockWaiters(connection, logger: logger) > 0
-                    }
-                } catch {
-                    task.cancel()
-                    throw error
-                }
-                return task
+                try await write.write(store, accountID: id)
             }
-            // Committed: the waiting record goes on, and must see the live as ended.
-            let recorded = try await recording.value
-            #expect(recorded != nil && recorded?.decision.end == nil)
-            var ended = 0
-            for try await count in try await store.client.query(
-                "SELECT count(*) FROM events WHERE type = 'live_ended'"
-            ).decode(Int.self) {
-                ended = count
-            }
-            #expect(ended == 1)
-            var live = true
-            for try await value in try await store.client.query("SELECT live FROM accounts WHERE id = \(id)").decode(Bool.self) {
-                live = value
-            }
-            #expect(!live)
+            // The full record writes the account offline and ends nothing; the one statement
+            // leaves the answer to it.
+            #expect(!answer.ended && answer.written == (write == .fullRecord))
+            #expect(try await count(store, "SELECT count(*) FROM events WHERE type = 'live_ended'") == 1)
+            #expect(try await count(store, "SELECT count(*) FROM accounts WHERE live") == 0)
         }
+    }
+
+    @Test("a lookup's 'offline' in one statement that waited for the row lock while the account moved to a new room ends neither live")
+    func oneStatementAfterNewRoom() async throws {
+        try await TestDatabase.withStore { store in
+            let id = try #require(try await LiveAnswerTests().startLives(store, ["xavier"])["xavier"])
+            // The old live ended and a new one opened in room r2, as `record` writes a new room.
+            let answer = try await whileLocked(store, accountID: id, by: """
+                UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'new_room' WHERE account_id = \(id) AND status = 'live';
+                INSERT INTO lives (account_id, username, room_id, started_at, status, next_alive_check_at)
+                VALUES (\(id), 'xavier', 'r2', now(), 'live', now());
+                UPDATE accounts SET room_id = 'r2' WHERE id = \(id)
+                """) {
+                try await OfflineWrite.oneStatement.write(store, accountID: id)
+            }
+            // The lives it saw open were not the account's any more: the full record answers.
+            #expect(!answer.written)
+            #expect(try await count(store, "SELECT count(*) FROM accounts WHERE live AND room_id = 'r2' AND offline_streak = 0") == 1)
+            #expect(try await count(store, "SELECT count(*) FROM lives WHERE status = 'live' AND room_id = 'r2'") == 1)
+        }
+    }
+
+    /// Runs `writes` (statements separated by ";\n") in a transaction that holds the account's row
+    /// lock, starts `answer` meanwhile, waits until it waits for that lock, commits, and returns its result.
+    func whileLocked<T: Sendable>(_ store: Store, accountID: Int64, by writes: String,
+                                  _ answer: @escaping @Sendable () async throws -> T) async throws -> T {
+        let logger = Logger(label: "test")
+        // The pool has two connections: this transaction holds one, the answer gets the other, and
+        // the wait is watched from this one.
+        let answering = try await store.client.withTransaction(logger: logger) { connection -> Task<T, any Error> in
+            for try await _ in try await connection.query(
+                "SELECT id FROM accounts WHERE id = \(accountID) FOR UPDATE", logger: logger
+            ).decode(Int64.self) {}
+            for statement in writes.components(separatedBy: ";\n") {
+                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+            let task = Task { try await answer() }
+            do {
+                try await waitUntil("the answer waits for the account's row lock") {
+                    try await lockWaiters(connection, logger: logger) > 0
+                }
+            } catch {
+                task.cancel()
+                throw error
+            }
+            return task
+        }
+        // Committed: the waiting answer goes on.
+        return try await answering.value
+    }
+
+    func count(_ store: Store, _ sql: String) async throws -> Int {
+        for try await value in try await store.client.query(PostgresQuery(unsafeSQL: sql)).decode(Int.self) { return value }
+        return 0
     }
 
     // MARK: Leases

@@ -4,7 +4,7 @@ import Testing
 import TTTDomain
 import TTTStore
 
-/// The two answers an open live gets most, each written in one statement, against a real
+/// The answers an open live gets most, each written in one statement, against a real
 /// PostgreSQL: they must write what the full record writes, and nothing when the live they assume
 /// is not the one open.
 @Suite("one-statement answers about open lives", .timeLimit(.minutes(2)))
@@ -90,6 +90,87 @@ struct LiveAnswerTests {
         }
     }
 
+    @Test("a lookup's 'offline' on a live account in one statement writes what the full record writes: counted, then the end")
+    func lookupOfflineMatchesRecord() async throws {
+        try await TestDatabase.withStore { store in
+            let ids = try await startLives(store, ["fast", "full"])
+            let before = try await snapshot(store, "fast")
+            guard case .counted? = try await store.recordLookupOffline(accountID: ids["fast"]!, node: "a", pace: Self.pace,
+                                                                       offlineConfirmations: 2) else {
+                Issue.record("the first 'offline' was not counted")
+                return
+            }
+            _ = try await store.record(.offline, accountID: ids["full"]!, node: "a", offlineConfirmations: 2,
+                                       pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
+            let fast = try await snapshot(store, "fast"), full = try await snapshot(store, "full")
+            #expect(fast.fields == full.fields)
+            #expect(fast.fields.contains("offline streak 1") && fast.fields.contains("offline") && fast.fields.contains("lease free"))
+            #expect(fast.fields.contains("live true") && fast.fields.contains("checked now true"))
+            for answer in [fast, full] {
+                // Looked up again soon to confirm; check_alive's schedule is not a lookup's to move.
+                #expect(answer.nextCheckIn > 3 && answer.nextCheckIn <= 5)
+                #expect(abs(answer.nextAliveCheckIn - before.nextAliveCheckIn) < 2)
+            }
+
+            // The second lookup confirms the end.
+            _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a', lease_expires_at = now() + interval '1 minute'")
+            guard case .ended(let recorded)? = try await store.recordLookupOffline(accountID: ids["fast"]!, node: "a", pace: Self.pace,
+                                                                                  offlineConfirmations: 2) else {
+                Issue.record("the second 'offline' did not end the live")
+                return
+            }
+            #expect(recorded.decision.end?.reason == .offline && recorded.decision.checkState == .offline)
+            #expect(recorded.eventIDs.count == 1)
+            _ = try await store.record(.offline, accountID: ids["full"]!, node: "a", offlineConfirmations: 2,
+                                       pace: Self.pace, aliveRecheck: .seconds(15), fromLookup: true)
+            let fastEnd = try await endedSnapshot(store, "fast"), fullEnd = try await endedSnapshot(store, "full")
+            #expect(fastEnd == fullEnd)
+            #expect(fastEnd.contains("ended offline") && fastEnd.contains("live false") && fastEnd.contains("lease free"))
+            var endedLive: Int64?
+            for try await id in try await store.client.query("SELECT id FROM lives WHERE username = 'fast'").decode(Int64.self) { endedLive = id }
+            #expect(recorded.decision.end?.id == endedLive)
+            let ended = try await payloads(store, type: "live_ended")
+            #expect(ended.count == 2 && ended["fast"] == ended["full"])
+            // Offline now: the next lookup by the account's whole weight, ±10 % at random.
+            let interval = Self.pace.interval(weight: Store.weight(livesIn30Days: 1, wentLiveThisWeek: true))
+            for name in ["fast", "full"] {
+                for try await next in try await store.client.query("""
+                    SELECT extract(epoch FROM next_check_at - now())::float8 FROM accounts WHERE username = \(name)
+                    """).decode(Double.self) {
+                    #expect(next > interval * 0.9 - 2 && next < interval * 1.1 + 1)
+                }
+            }
+        }
+    }
+
+    @Test("a lookup's 'offline' without the account's lease, or with no live open, writes nothing in one statement")
+    func lookupOfflineAssumptionChecked() async throws {
+        try await TestDatabase.withStore { store in
+            let ids = try await startLives(store, ["someone"])
+            _ = try await store.client.query("UPDATE accounts SET lease_owner = 'b'")
+            let taken = try await snapshot(store, "someone")
+            #expect(try await store.recordLookupOffline(accountID: ids["someone"]!, node: "a", pace: Self.pace,
+                                                        offlineConfirmations: 1) == nil)
+            #expect(try await snapshot(store, "someone").fields == taken.fields)
+
+            _ = try await store.client.query("UPDATE accounts SET lease_owner = 'a'")
+            _ = try await store.client.query("UPDATE lives SET status = 'ended', ended_at = now(), end_reason = 'offline'")
+            #expect(try await store.recordLookupOffline(accountID: ids["someone"]!, node: "a", pace: Self.pace,
+                                                        offlineConfirmations: 1) == nil)
+            var rows = [String]()
+            for try await (live, state, lease) in try await store.client.query(
+                "SELECT live, check_state, lease_owner FROM accounts").decode((Bool, String, String).self) {
+                rows.append("\(live) \(state) \(lease)")
+            }
+            #expect(rows == ["true live a"])
+            var events = 0
+            for try await count in try await store.client.query("SELECT count(*) FROM events WHERE type = 'live_ended'").decode(Int.self) {
+                events = count
+            }
+            #expect(events == 0)
+        }
+    }
+
     /// The lives whose check_alive is due within a minute, by account, leased to node "a".
     func claimLives(_ store: Store) async throws -> [String: Store.ClaimedLive] {
         let lives = try await store.claimLivesForAliveCheck(node: "a", limit: 10, lease: .seconds(60), ahead: .seconds(60))
@@ -111,14 +192,23 @@ struct LiveAnswerTests {
     func endedSnapshot(_ store: Store, _ name: String) async throws -> [String] {
         let rows = try await store.client.query("""
             SELECT a.offline_streak, a.live, a.check_state, a.weight, l.status, coalesce(l.end_reason, ''),
-                   l.alive_lease_owner IS NULL, l.ended_at IS NOT NULL
+                   l.alive_lease_owner IS NULL, l.ended_at IS NOT NULL,
+                   a.not_found_streak, coalesce(a.check_detail, ''), a.lease_owner IS NULL,
+                   coalesce(a.last_checked_at > now() - interval '1 minute', false)
             FROM accounts a JOIN lives l ON l.account_id = a.id
             WHERE a.username = \(name)
             """)
-        for try await (offline, live, state, weight, status, reason, aliveLeaseFree, endedAt) in
-            rows.decode((Int, Bool, String, Double, String, String, Bool, Bool).self) {
+        for try await row in rows {
+            let c = row.makeRandomAccess()
+            let offline = try c[0].decode(Int.self), live = try c[1].decode(Bool.self), state = try c[2].decode(String.self)
+            let weight = try c[3].decode(Double.self), status = try c[4].decode(String.self), reason = try c[5].decode(String.self)
+            let aliveLeaseFree = try c[6].decode(Bool.self), endedAt = try c[7].decode(Bool.self)
+            let notFound = try c[8].decode(Int.self), detail = try c[9].decode(String.self)
+            let leaseFree = try c[10].decode(Bool.self), checkedNow = try c[11].decode(Bool.self)
             return ["offline streak \(offline)", "live \(live)", state, String(format: "weight %.9f", weight),
-                    "\(status) \(reason)", "alive lease free \(aliveLeaseFree)", "end time \(endedAt)"]
+                    "\(status) \(reason)", "alive lease free \(aliveLeaseFree)", "end time \(endedAt)",
+                    "not found streak \(notFound)", "detail \(detail)", leaseFree ? "lease free" : "lease held",
+                    "checked now \(checkedNow)"]
         }
         throw StoreTestError("no live for \(name)")
     }
