@@ -72,11 +72,16 @@ struct ControlAPI: Sendable {
         case .failure(let error): return Reply.error(error.description, status: .badRequest)
         }
         guard !SimState.key(body.username).isEmpty else { return Reply.error("username is empty", status: .badRequest) }
-        if let code = body.restricted_code, code != 4003110, code != 10011 {
-            return Reply.error("restricted_code must be 4003110 or 10011", status: .badRequest)
+        var code: RestrictedCode?
+        if let raw = body.restricted_code {
+            guard let known = RestrictedCode(rawValue: raw) else {
+                let codes = RestrictedCode.allCases.map { String($0.rawValue) }.joined(separator: " or ")
+                return Reply.error("restricted_code must be \(codes)", status: .badRequest)
+            }
+            code = known
         }
         let (account, created) = simulator.state.upsertAccount(username: body.username, nickname: body.nickname,
-                                                               restricted: body.restricted, restrictedCode: body.restricted_code)
+                                                               restricted: body.restricted, restrictedCode: code)
         return Reply.json(["username": .string(account.username)], status: created ? .created : .ok)
     }
 
@@ -84,7 +89,7 @@ struct ControlAPI: Sendable {
         let accounts = simulator.state.accounts().map { account -> JSONValue in
             ["username": .string(account.username), "nickname": .string(account.nickname),
              "user_id": .string(String(account.userId)), "restricted": .bool(account.restricted),
-             "restricted_code": .int(Int64(account.restrictedCode)),
+             "restricted_code": .int(Int64(account.restrictedCode.rawValue)),
              "last_room_id": account.lastRoomId.map { .string(String($0)) } ?? .null]
         }
         return Reply.json(.array(accounts))

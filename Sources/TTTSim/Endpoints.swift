@@ -66,7 +66,10 @@ struct TikTokEndpoints: Sendable {
             return Reply.json(answers.roomNotFound())
         }
         if account.restricted, !Self.hasSession(request) {
-            return Reply.json(account.restrictedCode == 10011 ? TikTokAnswers.paramsError10011(nowMs: answers.nowMs) : answers.ageRestricted())
+            switch account.restrictedCode {
+            case .ageRestricted: return Reply.json(answers.ageRestricted())
+            case .paramsError: return Reply.json(TikTokAnswers.paramsError10011(nowMs: answers.nowMs))
+            }
         }
         return Reply.json(answers.roomInfo(account, live))
     }

@@ -10,10 +10,16 @@ public struct Account: Sendable {
     public let secUid: String
     /// Age-restricted: room info answers `restrictedCode` without a session cookie.
     public var restricted: Bool
-    /// 4003110, or 10011 ("Request params error"), also seen for age-restricted rooms (TIKTOK.md).
-    public var restrictedCode = 4003110
+    public var restrictedCode = RestrictedCode.ageRestricted
     /// The room of the latest live, kept after it ends (offline answers show it).
     public var lastRoomId: Int64?
+}
+
+/// What room info answers an age-restricted room without a session (TIKTOK.md): both are seen.
+public enum RestrictedCode: Int, Sendable, CaseIterable {
+    case ageRestricted = 4003110
+    /// "Request params error".
+    case paramsError = 10011
 }
 
 /// One live (one room). Ended lives are kept so their room id keeps answering "ended".

@@ -30,7 +30,7 @@ public final class SimState: Sendable {
     /// Returns the account and whether it was created.
     @discardableResult
     public func upsertAccount(username: String, nickname: String? = nil, restricted: Bool? = nil,
-                              restrictedCode: Int? = nil) -> (Account, created: Bool) {
+                              restrictedCode: RestrictedCode? = nil) -> (Account, created: Bool) {
         let key = Self.key(username)
         return model.withLock { model in
             if var account = model.accounts[key] {
@@ -42,7 +42,7 @@ public final class SimState: Sendable {
             }
             let account = Account(
                 username: key, nickname: nickname ?? key, userId: model.ids.userId(), secUid: model.ids.secUid(),
-                restricted: restricted ?? false, restrictedCode: restrictedCode ?? 4003110, lastRoomId: nil)
+                restricted: restricted ?? false, restrictedCode: restrictedCode ?? .ageRestricted, lastRoomId: nil)
             model.accounts[key] = account
             return (account, true)
         }
