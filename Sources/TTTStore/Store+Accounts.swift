@@ -89,10 +89,7 @@ extension Store {
                     WHERE a.username = ANY(\(names)::text[]) AND l.account_id = a.id AND l.status = 'live'
                     RETURNING l.id, l.username, l.room_id, l.title, l.restricted
                 ), event AS (
-                    INSERT INTO events (type, live_id, username, payload)
-                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .removed))
-                    FROM ended l
-                    RETURNING id, type
+                    \(unescaped: Self.liveEventInsert("live_ended", from: "ended", reason: .removed))
                 )
                 SELECT pg_notify('tttd_events', id::text || ' ' || type) FROM event
                 """, logger: self.logger)

@@ -378,10 +378,7 @@ extension Store {
                     FROM account
                     RETURNING id, username, room_id, title, restricted
                 ), event AS (
-                    INSERT INTO events (type, live_id, username, payload)
-                    SELECT 'live_started', l.id, l.username, \(unescaped: Self.livePayload("live_started", reason: nil))
-                    FROM started l
-                    RETURNING id, type
+                    \(unescaped: Self.liveEventInsert("live_started", from: "started", reason: nil))
                 )
                 SELECT started.id, event.id, pg_notify('tttd_events', event.id::text || ' ' || event.type) FROM started, event
                 """)
@@ -434,10 +431,7 @@ extension Store {
                     FROM account WHERE l.id = \(live.liveID) AND NOT account.live
                     RETURNING l.id, l.username, l.room_id, l.title, l.restricted
                 ), event AS (
-                    INSERT INTO events (type, live_id, username, payload)
-                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .offline))
-                    FROM ended l
-                    RETURNING id, type
+                    \(unescaped: Self.liveEventInsert("live_ended", from: "ended", reason: .offline))
                 )
                 SELECT account.live, event.id,
                        CASE WHEN event.id IS NOT NULL THEN pg_notify('tttd_events', event.id::text || ' ' || event.type) END
@@ -493,10 +487,7 @@ extension Store {
                       AND NOT account.live
                     RETURNING l.id, l.username, l.room_id, l.title, l.restricted
                 ), event AS (
-                    INSERT INTO events (type, live_id, username, payload)
-                    SELECT 'live_ended', l.id, l.username, \(unescaped: Self.livePayload("live_ended", reason: .offline))
-                    FROM ended l
-                    RETURNING id, type
+                    \(unescaped: Self.liveEventInsert("live_ended", from: "ended", reason: .offline))
                 )
                 SELECT account.live, ended.id, ended.room_id, event.id,
                        CASE WHEN event.id IS NOT NULL THEN pg_notify('tttd_events', event.id::text || ' ' || event.type) END
@@ -665,6 +656,17 @@ extension Store {
             """, logger: logger)
         for try await (id, _) in rows.decode((Int64, String).self) { return id }
         throw StoreError.failed("live \(liveID) vanished while writing its event")
+    }
+
+    /// Inserts a live event for each row of `rows` (a statement's name for the lives it wrote,
+    /// as `livePayload` reads them), returning the events' ids and types for NOTIFY.
+    static func liveEventInsert(_ type: String, from rows: String, reason: LiveEndReason?) -> String {
+        """
+        INSERT INTO events (type, live_id, username, payload)
+        SELECT '\(type)', l.id, l.username, \(livePayload(type, reason: reason))
+        FROM \(rows) l
+        RETURNING id, type
+        """
     }
 
     /// The payload of a live event, from `l`: a row of lives, or what a statement that wrote one
