@@ -411,13 +411,8 @@ public final class DetectionService: Service, Sendable {
     private func recordedRoomGone(_ live: Store.ClaimedLive) async -> Bool {
         let confirmations = settings.withLock { $0.offlineConfirmations }
         do {
-            switch try await store.recordRoomGone(live, node: nodeID, offlineConfirmations: confirmations) {
-            case .counted?: return true
-            case .ended(let recorded)?:
-                await didRecord(recorded, username: live.username, reportedStart: nil)
-                return true
-            case nil: return false
-            }
+            return await written(try await store.recordRoomGone(live, node: nodeID, offlineConfirmations: confirmations),
+                                 username: live.username)
         } catch {
             return Task.isCancelled
         }
@@ -426,16 +421,22 @@ public final class DetectionService: Service, Sendable {
     private func recordedLookupOffline(_ account: Store.ClaimedAccount) async -> Bool {
         let confirmations = settings.withLock { $0.offlineConfirmations }
         do {
-            switch try await store.recordLookupOffline(accountID: account.id, node: nodeID, pace: pace.withLock { $0 },
-                                                       offlineConfirmations: confirmations) {
-            case .counted?: return true
-            case .ended(let recorded)?:
-                await didRecord(recorded, username: account.username, reportedStart: nil)
-                return true
-            case nil: return false
-            }
+            return await written(try await store.recordLookupOffline(accountID: account.id, node: nodeID, pace: pace.withLock { $0 },
+                                                                     offlineConfirmations: confirmations),
+                                 username: account.username)
         } catch {
             return Task.isCancelled
+        }
+    }
+
+    /// Whether a one-statement "offline" was written; an end it confirmed goes through `didRecord`.
+    private func written(_ counted: Store.OfflineCounted?, username: Username) async -> Bool {
+        switch counted {
+        case .counted?: return true
+        case .ended(let recorded)?:
+            await didRecord(recorded, username: username, reportedStart: nil)
+            return true
+        case nil: return false
         }
     }
 
