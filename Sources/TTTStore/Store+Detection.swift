@@ -65,6 +65,9 @@ extension Store {
             let share = budgetPerSecond > 0 ? totalWeight / (budgetPerSecond * max(weight, 0.01)) : 3600
             return max(target.asSeconds, share)
         }
+
+        /// How soon a live account found offline once is looked up again to confirm the end, in seconds.
+        public var recheckSoon: Double { min(5, target.asSeconds) }
     }
 
     /// The share of its weight's lookups a live account gets: check_alive follows its live (and
@@ -391,7 +394,7 @@ extension Store {
 
     /// What `recordRoomGone` or `recordLookupOffline` wrote.
     public enum OfflineCounted: Sendable {
-        /// One more "gone" counted; the end waits for more.
+        /// One more offline answer counted; the end waits for more.
         case counted
         /// The end confirmed: the live ended, with its `live_ended` event.
         case ended(Recorded)
@@ -444,11 +447,18 @@ extension Store {
         }
         guard let ended else { return nil }
         if ended.live { return .counted }
-        // The decision the full record would have made: the streak reached the confirmations.
-        let state = DetectionState(openLive: .init(id: live.liveID, roomID: live.roomID),
-                                   offlineStreak: confirmations - 1, notFoundStreak: 0)
-        let decision = LiveLifecycle.decide(state, .roomGone(live.roomID), offlineConfirmations: confirmations)
-        return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: ended.eventID.map { [$0] } ?? []))
+        return Self.confirmedEnd(of: .init(id: live.liveID, roomID: live.roomID), by: .roomGone(live.roomID),
+                                 confirmations: confirmations, eventID: ended.eventID)
+    }
+
+    /// What a one-statement "offline" that reached `confirmations` reports: the decision the full
+    /// record would have made from the streak one short of them. `open`: the live it ended, nil
+    /// when another writer ended it first (and wrote its event).
+    private static func confirmedEnd(of open: DetectionState.OpenLive?, by observation: Observation,
+                                     confirmations: Int, eventID: Int64?) -> OfflineCounted {
+        let state = DetectionState(openLive: open, offlineStreak: confirmations - 1, notFoundStreak: 0)
+        let decision = LiveLifecycle.decide(state, observation, offlineConfirmations: confirmations)
+        return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: eventID.map { [$0] } ?? []))
     }
 
     /// A lookup found offline an account whose live is open (most often confirming an end
@@ -461,7 +471,7 @@ extension Store {
     public func recordLookupOffline(accountID: Int64, node: String, pace: Pace,
                                     offlineConfirmations: Int) async throws(StoreError) -> OfflineCounted? {
         let confirmations = max(1, offlineConfirmations)
-        let soon = min(Self.lookupRecheckSoon.asSeconds, pace.target.asSeconds)
+        let soon = pace.recheckSoon
         let ended = try await run("detection.record_lookup_offline") { client -> (live: Bool, ended: DetectionState.OpenLive?, eventID: Int64?)? in
             // The account's row first, then its live, as `record` locks them. Should the row change
             // while this waits for its lock, PostgreSQL checks the conditions on the account again
@@ -501,15 +511,8 @@ extension Store {
         }
         guard let ended else { return nil }
         if ended.live { return .counted }
-        // No live ended here when another writer ended it first (and wrote its event): the
-        // account is offline all the same.
-        let state = DetectionState(openLive: ended.ended, offlineStreak: confirmations - 1, notFoundStreak: 0)
-        let decision = LiveLifecycle.decide(state, .offline, offlineConfirmations: confirmations)
-        return .ended(Recorded(decision: decision, startedLiveID: nil, eventIDs: ended.eventID.map { [$0] } ?? []))
+        return Self.confirmedEnd(of: ended.ended, by: .offline, confirmations: confirmations, eventID: ended.eventID)
     }
-
-    /// How soon a lookup looks again at a live account it found offline once, to confirm the end.
-    static let lookupRecheckSoon = Duration.seconds(5)
 
     public struct Recorded: Sendable {
         public var decision: DetectionDecision
@@ -620,7 +623,7 @@ extension Store {
             // A live account is followed by check_alive; its lookups (title, viewers) can be rarer.
             let lookupWeight = liveNow ? weight * Self.liveLookupShare : weight
             let nextCheck: Double? = fromLookup
-                ? (decision.recheckSoon ? min(Self.lookupRecheckSoon.asSeconds, pace.target.asSeconds) : pace.interval(weight: lookupWeight) * Double.random(in: 0.9...1.1))
+                ? (decision.recheckSoon ? pace.recheckSoon : pace.interval(weight: lookupWeight) * Double.random(in: 0.9...1.1))
                 : (decision.recheckSoon ? 0 : nil)
             try await connection.query("""
                 UPDATE accounts SET
